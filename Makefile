@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:
+#   make demo   set up .venv and run the offline demo
+#   make test   set up .venv with everything the tests need and run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+# Nothing may reach a model hub at run time; tests build the small models they need.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: demo test unit lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=25.1"
+
+# The demo needs only the core package.
+$(VENV)/.demo-stamp: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e .
+	@touch $@
+
+# torch==2.13.0 goes in the same pip command as llm-guard, so pip takes the local CPU
+# build instead of resolving a CUDA build from the index.
+$(VENV)/.test-stamp: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard]" --group dev
+	@touch $@ $(VENV)/.demo-stamp
+
+demo: $(VENV)/.demo-stamp
+	$(BIN)/langchain-secure demo
+
+test: $(VENV)/.test-stamp
+	$(BIN)/python -m pytest -q
+
+unit: $(VENV)/.test-stamp
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: $(VENV)/.test-stamp
+	$(BIN)/ruff check langchain_secure tests benchmarks
+	$(BIN)/mypy
+
+bench: $(VENV)/.demo-stamp
+	$(BIN)/python benchmarks/bench_policy.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

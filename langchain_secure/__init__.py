@@ -1,0 +1,108 @@
+"""langchain-secure: a security execution layer for LangChain and LangGraph agents.
+
+One :class:`Guard` decides every tool call against a declarative policy; thin
+adapters put it into the surfaces people already use (:class:`GuardedToolNode`
+for graphs, :meth:`Guard.wrap_tools` for plain tool calls).
+
+Importing this package is cheap: names load on first use (PEP 562), and no heavy
+optional dependency (torch, llm_guard, e2b_code_interpreter, langfuse) is ever
+imported here.
+
+Example:
+    ```python
+    from langchain_secure import Guard, load_policy_text
+
+    guard = Guard(load_policy_text("personas: {analyst: {tools: [search]}}"))
+    guard.decide({"name": "search", "args": {}, "id": "1"}, persona="analyst").allowed
+    ```
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_secure.errors import (
+        ApprovalRequiredError,
+        ConfigurationError,
+        LangchainSecureError,
+        PolicyDecisionError,
+        PolicyError,
+        PolicyIssue,
+        ToolNotAllowedError,
+    )
+    from langchain_secure.guard import BatchCheck, Guard
+    from langchain_secure.integrations.nodes import GuardedToolNode
+    from langchain_secure.integrations.tools import GuardedTool
+    from langchain_secure.policy.engine import Action, Decision, PolicyEngine
+    from langchain_secure.policy.load import load_policy, load_policy_text
+    from langchain_secure.policy.model import Policy
+    from langchain_secure.state import (
+        SecureMessagesState,
+        SecurityState,
+        merge_security_state,
+    )
+
+__version__ = "0.1.0.dev0"
+
+_EXPORTS: dict[str, str] = {
+    "Action": "langchain_secure.policy.engine",
+    "ApprovalRequiredError": "langchain_secure.errors",
+    "BatchCheck": "langchain_secure.guard",
+    "ConfigurationError": "langchain_secure.errors",
+    "Decision": "langchain_secure.policy.engine",
+    "Guard": "langchain_secure.guard",
+    "GuardedTool": "langchain_secure.integrations.tools",
+    "GuardedToolNode": "langchain_secure.integrations.nodes",
+    "LangchainSecureError": "langchain_secure.errors",
+    "Policy": "langchain_secure.policy.model",
+    "PolicyDecisionError": "langchain_secure.errors",
+    "PolicyEngine": "langchain_secure.policy.engine",
+    "PolicyError": "langchain_secure.errors",
+    "PolicyIssue": "langchain_secure.errors",
+    "SecureMessagesState": "langchain_secure.state",
+    "SecurityState": "langchain_secure.state",
+    "ToolNotAllowedError": "langchain_secure.errors",
+    "load_policy": "langchain_secure.policy.load",
+    "load_policy_text": "langchain_secure.policy.load",
+    "merge_security_state": "langchain_secure.state",
+}
+
+__all__ = [
+    "Action",
+    "ApprovalRequiredError",
+    "BatchCheck",
+    "ConfigurationError",
+    "Decision",
+    "Guard",
+    "GuardedTool",
+    "GuardedToolNode",
+    "LangchainSecureError",
+    "Policy",
+    "PolicyDecisionError",
+    "PolicyEngine",
+    "PolicyError",
+    "PolicyIssue",
+    "SecureMessagesState",
+    "SecurityState",
+    "ToolNotAllowedError",
+    "__version__",
+    "load_policy",
+    "load_policy_text",
+    "merge_security_state",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module 'langchain_secure' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

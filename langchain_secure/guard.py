@@ -1,0 +1,245 @@
+"""Guard: the one place where security decisions are made.
+
+Every surface (graph nodes, wrapped tools, and later callbacks and middleware)
+turns its framework's events into calls on a :class:`Guard` and does what the
+returned :class:`~langchain_secure.Decision` says. The same call, persona,
+thread state and policy get the same decision whichever surface it came
+through.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_secure.errors import (
+    APPROVAL_REQUIRED_MESSAGE,
+    TOOL_NOT_ALLOWED_MESSAGE,
+    ApprovalRequiredError,
+    ConfigurationError,
+    PolicyDecisionError,
+    ToolNotAllowedError,
+)
+from langchain_secure.policy.engine import Action, Decision, PolicyEngine
+from langchain_secure.policy.load import load_policy
+from langchain_secure.policy.model import Policy
+from langchain_secure.state import SecurityState, merge_security_state, state_delta
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+    from langchain_core.tools import BaseTool
+
+__all__ = ["BatchCheck", "Guard", "OnDeny"]
+
+OnDeny = Literal["message", "raise"]
+"""What a surface does with a refused call: tell the model, or raise."""
+
+_ON_DENY = ("message", "raise")
+
+
+@dataclass(frozen=True)
+class BatchCheck:
+    """The decisions for one model turn's tool calls, and what they change.
+
+    Attributes:
+        decisions: One decision per call, in order.
+        delta: The security-state update for the calls allowed to run (a delta
+            for :func:`~langchain_secure.merge_security_state`).
+    """
+
+    decisions: tuple[Decision, ...]
+    delta: SecurityState
+
+
+class Guard:
+    """The control point: owns the policy and decides every tool call.
+
+    Args:
+        policy: A :class:`~langchain_secure.policy.Policy`, or the path of a YAML
+            policy file.
+        on_deny: What surfaces do with a refused call by default: ``"message"``
+            tells the model (an error ``ToolMessage``), ``"raise"`` raises
+            :class:`~langchain_secure.ToolNotAllowedError`.
+
+    Example:
+        ```python
+        from langchain_core.tools import tool
+        from langchain_secure import Guard, load_policy_text
+
+        policy = load_policy_text('''
+        default_persona: analyst
+        personas:
+          analyst: {tools: [add]}
+        ''')
+        guard = Guard(policy)
+
+        @tool
+        def add(a: int, b: int) -> int:
+            "Add two numbers."
+            return a + b
+
+        [safe_add] = guard.wrap_tools([add])
+        safe_add.invoke({"a": 1, "b": 2})  # 3
+        guard.decide({"name": "rm", "args": {}, "id": "1"}).action.value  # 'deny'
+        ```
+    """
+
+    def __init__(self, policy: Policy | str | os.PathLike[str], *,
+                 on_deny: OnDeny = "message") -> None:
+        if isinstance(policy, str | os.PathLike):
+            policy = load_policy(policy)
+        if not isinstance(policy, Policy):
+            msg = f"policy must be a Policy or a path to a YAML policy, not {type(policy).__name__}"
+            raise ConfigurationError(msg)
+        if on_deny not in _ON_DENY:
+            msg = f"on_deny must be one of {_ON_DENY}, not {on_deny!r}"
+            raise ConfigurationError(msg)
+        self.policy = policy
+        self.engine = PolicyEngine(policy)
+        self.on_deny: OnDeny = on_deny
+        self._lock = threading.Lock()
+        self._threads: dict[str | None, SecurityState] = {}
+        self._listeners: list[Callable[[Decision], None]] = []
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], *, on_deny: OnDeny = "message") -> Guard:
+        """Build a guard from a YAML policy file.
+
+        Raises:
+            PolicyError: The file is not a valid policy (file, line and key named).
+        """
+        return cls(load_policy(path), on_deny=on_deny)
+
+    # -- deciding ---------------------------------------------------------------
+
+    def decide(self, call: Mapping[str, Any], *, persona: str | None = None,
+               state: Mapping[str, Any] | None = None) -> Decision:
+        """Decide one tool call. Pure: nothing is recorded.
+
+        Args:
+            call: A ``ToolCall`` dict (``name``, ``args``, ``id``).
+            persona: The persona calling; ``None`` means the policy default.
+            state: The thread's security state; ``None`` means a new thread.
+        """
+        return self.engine.decide(call, persona, state)
+
+    def check_batch(self, calls: Sequence[Mapping[str, Any]], *, persona: str | None,
+                    state: Mapping[str, Any] | None = None,
+                    thread_id: str | None = None) -> BatchCheck:
+        """Decide one model turn's calls and account for the ones that will run.
+
+        With ``state`` (the graph's ``security`` channel) this is pure, and the
+        caller writes ``delta`` back to its state. Without it the guard's own
+        per-thread memory is used: the decisions and the accounting happen under
+        one lock, so concurrent calls on a thread cannot overspend a budget.
+
+        Args:
+            calls: The model's tool calls, in order.
+            persona: The persona calling.
+            state: The thread's security state from graph state, if it has one.
+            thread_id: Key of the guard's memory when ``state`` is ``None``.
+        """
+        if state is not None:
+            decisions = self.engine.decide_batch(calls, persona, state)
+            delta = _delta(decisions)
+        else:
+            with self._lock:
+                current: Mapping[str, Any] = self._threads.get(thread_id, {})
+                decisions = self.engine.decide_batch(calls, persona, current)
+                delta = _delta(decisions)
+                if delta["total_calls"]:
+                    self._threads[thread_id] = merge_security_state(current, delta)
+        for listener in self._listeners:
+            for decision in decisions:
+                listener(decision)
+        return BatchCheck(tuple(decisions), delta)
+
+    def subscribe(self, listener: Callable[[Decision], None]) -> Callable[[], None]:
+        """Call ``listener`` with every decision surfaces act on; returns an unsubscribe.
+
+        Listeners run synchronously on the decision path and must be quick; an
+        exception from a listener propagates (the call then does not run).
+
+        Example:
+            ```python
+            seen = []
+            unsubscribe = guard.subscribe(seen.append)
+            ...
+            unsubscribe()
+            ```
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def thread_state(self, thread_id: str | None) -> SecurityState:
+        """A copy of the state the guard remembers for a thread (callback-only use)."""
+        with self._lock:
+            return merge_security_state(self._threads.get(thread_id), None)
+
+    def reset_thread(self, thread_id: str | None) -> None:
+        """Forget what the guard remembers about a thread."""
+        with self._lock:
+            self._threads.pop(thread_id, None)
+
+    def resolve_persona(self, config: RunnableConfig | Mapping[str, Any] | None = None,
+                        context: Any = None, *, fixed: str | None = None) -> str | None:
+        """Which persona a call runs as.
+
+        In order: ``fixed`` (set by the developer on a node or wrapped tool),
+        ``config["configurable"]["persona"]``, a ``persona`` field of the
+        LangGraph runtime context, then the policy's ``default_persona``.
+        """
+        if fixed is not None:
+            return fixed
+        configurable = (config or {}).get("configurable") or {}
+        persona = configurable.get("persona")
+        if persona is None and context is not None:
+            persona = (context.get("persona") if isinstance(context, Mapping)
+                       else getattr(context, "persona", None))
+        if persona is None:
+            return self.policy.default_persona
+        return persona if isinstance(persona, str) else None
+
+    # -- what surfaces say -------------------------------------------------------
+
+    def refusal_message(self, decision: Decision) -> str:
+        """The text the model sees for a call that did not run."""
+        template = (APPROVAL_REQUIRED_MESSAGE if decision.action is Action.REQUIRE_APPROVAL
+                    else TOOL_NOT_ALLOWED_MESSAGE)
+        return template.format(tool=decision.tool, rule=decision.rule, reason=decision.reason)
+
+    def refusal_error(self, decision: Decision) -> PolicyDecisionError:
+        """The exception for a call that did not run."""
+        cls = (ApprovalRequiredError if decision.action is Action.REQUIRE_APPROVAL
+               else ToolNotAllowedError)
+        return cls(tool=decision.tool, persona=decision.persona, rule=decision.rule,
+                   reason=decision.reason)
+
+    def wrap_tools(self, tools: Sequence[BaseTool | Any], *, persona: str | None = None,
+                   on_deny: OnDeny | None = None) -> list[BaseTool]:
+        """Guarded copies of tools, for code that calls tools without a graph.
+
+        Each wrapped tool decides every call before running the original; the
+        thread is ``config["configurable"]["thread_id"]`` and its state lives in
+        this guard. A refused call returns the refusal (as an error
+        ``ToolMessage`` when invoked with a tool call) or raises, per ``on_deny``.
+
+        Args:
+            tools: LangChain tools or plain functions.
+            persona: Fixed persona; otherwise resolved per call from the config.
+            on_deny: Overrides the guard's ``on_deny`` for these tools.
+        """
+        from langchain_secure.integrations.tools import GuardedTool
+
+        mode = self.on_deny if on_deny is None else on_deny
+        if mode not in _ON_DENY:
+            msg = f"on_deny must be one of {_ON_DENY}, not {mode!r}"
+            raise ConfigurationError(msg)
+        return [GuardedTool.wrap(t, guard=self, persona=persona, on_deny=mode) for t in tools]
+
+
+def _delta(decisions: Sequence[Decision]) -> SecurityState:
+    return state_delta((d.tool, d.labels) for d in decisions if d.allowed)

@@ -1,0 +1,1 @@
+"""Thin adapters that turn framework events into :class:`~langchain_secure.Guard` calls."""

@@ -1,0 +1,204 @@
+"""GuardedToolNode: a drop-in ``ToolNode`` whose calls the Guard decides first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextvars import ContextVar
+from typing import Any, Literal
+
+from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.prebuilt import ToolNode
+from langgraph.prebuilt.tool_node import ToolCallWrapper
+from langgraph.runtime import Runtime
+
+from langchain_secure.errors import ConfigurationError
+from langchain_secure.guard import Guard, OnDeny
+from langchain_secure.policy.engine import Action, Decision
+
+__all__ = ["GuardedToolNode"]
+
+UNAVAILABLE_TOOL_MESSAGE = "Error: tool {tool!r} is not available."
+"""What the model sees when it calls a tool the policy allows but the node lacks."""
+
+# Decisions of the batch being run, by identity of the tool-call dict. ToolNode runs
+# each call in a copied context (thread pool or asyncio task), so every _run_one of
+# the batch sees the value set around it, and concurrent batches never mix.
+_BATCH: ContextVar[dict[int, Decision] | None] = ContextVar(
+    "langchain_secure_batch", default=None
+)
+
+_MISSING = Decision(Action.DENY, "guard.internal", "the call was not decided", "", "")
+
+
+class GuardedToolNode(ToolNode):
+    """``langgraph.prebuilt.ToolNode`` with every tool call decided by a Guard.
+
+    Use it wherever a ``ToolNode`` goes: the same positional argument, the same
+    default node name ``"tools"``, the same ``tools_condition`` routing. Before
+    any tool runs, the whole batch of calls from the model's turn is decided in
+    order (so ``[read_secret, send_email]`` in one turn meets the flow rules).
+    Allowed calls run exactly as in ``ToolNode``; a refused call becomes a
+    ``ToolMessage(status="error")`` telling the model it was refused and why, or
+    raises when ``on_deny="raise"``.
+
+    The persona is, in order: ``persona=`` given here, ``config["configurable"]
+    ["persona"]``, the runtime context's ``persona``, the policy default. The
+    thread's security state is read from and written to the graph state key
+    ``security_key`` when the state has it (see
+    :class:`~langchain_secure.SecureMessagesState`), so checkpointers persist it;
+    otherwise the Guard remembers it per ``thread_id``.
+
+    Calls the policy holds for approval do not run and are reported to the model
+    as needing approval.
+
+    Args:
+        tools: The tools, as for ``ToolNode``.
+        guard: The guard that decides.
+        persona: A fixed persona for every call through this node.
+        on_deny: Overrides ``guard.on_deny``.
+        security_key: The state key holding the thread's security state.
+        name: Node name (default ``"tools"``).
+        tags: As for ``ToolNode``.
+        handle_tool_errors: As for ``ToolNode``; refusals never depend on it.
+        messages_key: As for ``ToolNode``.
+        wrap_tool_call: As for ``ToolNode``; runs only for allowed calls.
+        awrap_tool_call: As for ``ToolNode``; runs only for allowed calls.
+
+    Example:
+        ```python
+        from langgraph.graph import START, StateGraph
+        from langgraph.prebuilt import tools_condition
+        from langchain_secure import GuardedToolNode, SecureMessagesState
+
+        builder = StateGraph(SecureMessagesState)
+        builder.add_node("agent", call_model)
+        builder.add_node(GuardedToolNode(tools, guard=guard))  # named "tools"
+        builder.add_edge(START, "agent")
+        builder.add_conditional_edges("agent", tools_condition)
+        builder.add_edge("tools", "agent")
+        graph = builder.compile()
+        ```
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[BaseTool | Any],
+        *,
+        guard: Guard,
+        persona: str | None = None,
+        on_deny: OnDeny | None = None,
+        security_key: str = "security",
+        name: str = "tools",
+        tags: list[str] | None = None,
+        handle_tool_errors: Any = None,
+        messages_key: str = "messages",
+        wrap_tool_call: ToolCallWrapper | None = None,
+        awrap_tool_call: Any = None,
+    ) -> None:
+        if not isinstance(guard, Guard):
+            msg = f"guard must be a langchain_secure.Guard, not {type(guard).__name__}"
+            raise ConfigurationError(msg)
+        if on_deny is not None and on_deny not in ("message", "raise"):
+            msg = f"on_deny must be 'message' or 'raise', not {on_deny!r}"
+            raise ConfigurationError(msg)
+        kwargs: dict[str, Any] = {}
+        if handle_tool_errors is not None:
+            kwargs["handle_tool_errors"] = handle_tool_errors
+        super().__init__(tools, name=name, tags=tags, messages_key=messages_key,
+                         wrap_tool_call=wrap_tool_call, awrap_tool_call=awrap_tool_call,
+                         **kwargs)
+        self.guard = guard
+        self.persona = persona
+        self.on_deny: OnDeny = on_deny or guard.on_deny
+        self.security_key = security_key
+
+    # -- the batch: decide everything first, then let ToolNode run it ---------------
+
+    def _begin(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]
+               ) -> tuple[dict[int, Decision], dict[str, Any] | None]:
+        calls, _ = self._parse_input(input)
+        container = input.get("state") if (
+            isinstance(input, dict) and input.get("__type") == "tool_call_with_context"
+        ) else input
+        if isinstance(container, dict):
+            security = container.get(self.security_key)
+        else:
+            security = getattr(container, self.security_key, None)
+        configurable = config.get("configurable") or {}
+        check = self.guard.check_batch(
+            calls,
+            persona=self.guard.resolve_persona(config, runtime.context, fixed=self.persona),
+            state=security,
+            thread_id=configurable.get("thread_id"),
+        )
+        if self.on_deny == "raise":
+            refused = next((d for d in check.decisions if not d.allowed), None)
+            if refused is not None:
+                raise self.guard.refusal_error(refused)
+        by_call = {id(call): d for call, d in zip(calls, check.decisions, strict=True)}
+        update = {self.security_key: check.delta} if security is not None else None
+        return by_call, update
+
+    @staticmethod
+    def _finish(output: Any, update: dict[str, Any] | None) -> Any:
+        if update is None:
+            return output
+        if isinstance(output, dict):
+            return {**output, **update}
+        return [*output, update]
+
+    def _func(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
+        by_call, update = self._begin(input, config, runtime)
+        token = _BATCH.set(by_call)
+        try:
+            output = super()._func(input, config, runtime)
+        finally:
+            _BATCH.reset(token)
+        return self._finish(output, update)
+
+    async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
+        by_call, update = self._begin(input, config, runtime)
+        token = _BATCH.set(by_call)
+        try:
+            output = await super()._afunc(input, config, runtime)
+        finally:
+            _BATCH.reset(token)
+        return self._finish(output, update)
+
+    # -- one call -----------------------------------------------------------------
+
+    def _decision(self, call: Any) -> Decision:
+        by_call = _BATCH.get()
+        return (by_call or {}).get(id(call), _MISSING)
+
+    def _refusal(self, call: Any, decision: Decision) -> ToolMessage:
+        return ToolMessage(
+            content=self.guard.refusal_message(decision),
+            name=call.get("name"),
+            tool_call_id=call.get("id"),
+            status="error",
+        )
+
+    def _run_one(self, call: Any, input_type: Literal["list", "dict", "tool_calls"],
+                 tool_runtime: Any) -> Any:
+        decision = self._decision(call)
+        if not decision.allowed:
+            return self._refusal(call, decision)
+        return super()._run_one(call, input_type, tool_runtime)
+
+    async def _arun_one(self, call: Any, input_type: Literal["list", "dict", "tool_calls"],
+                        tool_runtime: Any) -> Any:
+        decision = self._decision(call)
+        if not decision.allowed:
+            return self._refusal(call, decision)
+        return await super()._arun_one(call, input_type, tool_runtime)
+
+    def _validate_tool_call(self, call: Any) -> ToolMessage | None:
+        # ToolNode's own message lists every registered tool, including ones the
+        # persona may not use; say only that this one is unavailable.
+        if call["name"] not in self.tools_by_name:
+            return ToolMessage(UNAVAILABLE_TOOL_MESSAGE.format(tool=call["name"]),
+                               name=call["name"], tool_call_id=call["id"], status="error")
+        return None

@@ -1,0 +1,123 @@
+"""Guarded tools: any LangChain tool, decided by the Guard before it runs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
+from langchain_core.tools import tool as as_tool
+from pydantic import ConfigDict, Field, PrivateAttr
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from langchain_secure.guard import Guard, OnDeny
+    from langchain_secure.policy.engine import Decision
+
+__all__ = ["GuardedTool"]
+
+
+class GuardedTool(BaseTool):
+    """A tool whose every call is decided by a :class:`~langchain_secure.Guard` first.
+
+    Build them with :meth:`Guard.wrap_tools <langchain_secure.Guard.wrap_tools>`.
+    The wrapper has the original's name, description and argument schema, so a
+    model bound to it sees the same tool. Arguments the framework injects
+    (``InjectedState``, ``InjectedToolCallId``, ...) are not shown to the policy.
+
+    Example:
+        ```python
+        from langchain_core.tools import tool
+        from langchain_secure import Guard, load_policy_text
+
+        guard = Guard(load_policy_text("personas: {ops: {tools: []}}"))
+
+        @tool
+        def reboot(host: str) -> str:
+            "Reboot a host."
+            return "rebooting " + host
+
+        [safe] = guard.wrap_tools([reboot], persona="ops")
+        safe.invoke({"host": "db1"})  # the refusal text: reboot is not allowed for ops
+        ```
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    inner: BaseTool
+    guard: Any = Field(exclude=True)
+    persona: str | None = None
+    on_deny: str = "message"
+    _injected: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @classmethod
+    def wrap(cls, tool: BaseTool | Any, *, guard: Guard, persona: str | None,
+             on_deny: OnDeny) -> GuardedTool:
+        """Wrap one tool (or a plain function, made a tool first)."""
+        inner = tool if isinstance(tool, BaseTool) else as_tool(tool)
+        wrapped = cls(
+            name=inner.name,
+            description=inner.description,
+            args_schema=inner.args_schema,
+            return_direct=inner.return_direct,
+            tags=inner.tags,
+            metadata=inner.metadata,
+            inner=inner,
+            guard=guard,
+            persona=persona,
+            on_deny=on_deny,
+        )
+        visible = set(inner.tool_call_schema.model_json_schema().get("properties", {})) \
+            if hasattr(inner.tool_call_schema, "model_json_schema") else set(inner.args)
+        wrapped._injected = frozenset(set(inner.args) - visible)
+        return wrapped
+
+    def _decide(self, tool_input: str | dict[str, Any], config: RunnableConfig | None,
+                tool_call_id: str | None) -> Decision:
+        if isinstance(tool_input, dict):
+            args: Any = {k: v for k, v in tool_input.items() if k not in self._injected}
+        else:
+            names = [n for n in self.inner.args if n not in self._injected]
+            args = {names[0]: tool_input} if len(names) == 1 else tool_input
+        guard: Guard = self.guard
+        configurable = (config or {}).get("configurable") or {}
+        check = guard.check_batch(
+            [{"name": self.name, "args": args, "id": tool_call_id}],
+            persona=guard.resolve_persona(config, fixed=self.persona),
+            thread_id=configurable.get("thread_id"),
+        )
+        return check.decisions[0]
+
+    def _refuse(self, decision: Decision, tool_call_id: str | None) -> Any:
+        guard: Guard = self.guard
+        if self.on_deny == "raise":
+            raise guard.refusal_error(decision)
+        text = guard.refusal_message(decision)
+        if tool_call_id is None:
+            return text
+        return ToolMessage(content=text, name=self.name, tool_call_id=tool_call_id,
+                           status="error")
+
+    def run(self, tool_input: str | dict[str, Any], *args: Any,
+            config: RunnableConfig | None = None, tool_call_id: str | None = None,
+            **kwargs: Any) -> Any:
+        """Decide the call, then run the original tool if it is allowed."""
+        decision = self._decide(tool_input, config, tool_call_id)
+        if not decision.allowed:
+            return self._refuse(decision, tool_call_id)
+        return self.inner.run(tool_input, *args, config=config, tool_call_id=tool_call_id,
+                              **kwargs)
+
+    async def arun(self, tool_input: str | dict[str, Any], *args: Any,
+                   config: RunnableConfig | None = None, tool_call_id: str | None = None,
+                   **kwargs: Any) -> Any:
+        """Async :meth:`run`."""
+        decision = self._decide(tool_input, config, tool_call_id)
+        if not decision.allowed:
+            return self._refuse(decision, tool_call_id)
+        return await self.inner.arun(tool_input, *args, config=config,
+                                     tool_call_id=tool_call_id, **kwargs)
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - run() is overridden
+        raise NotImplementedError("GuardedTool runs through run()/arun()")

@@ -1,0 +1,391 @@
+"""The policy engine: one pure, deterministic function from a call to a decision.
+
+``PolicyEngine.decide(call, persona, state)`` looks at nothing but its arguments
+and the policy (the one exception: a ``path`` constraint resolves symlinks on the
+local filesystem). The policy is compiled once into a table per (persona, tool),
+so a decision is a few dictionary look-ups plus the argument checks.
+
+Checks run in a fixed order and the first that fails decides:
+
+1. the call is well formed (a tool name, a mapping of arguments, a unique id);
+2. the persona exists (or the policy has a ``default_persona``);
+3. the persona's allowlist names the tool (default deny);
+4. budgets: the policy's, the persona's, the tool's;
+5. argument constraints, the tool's then the persona's; undeclared arguments
+   when the tool says ``extra_args: deny``;
+6. flow rules that deny, then flow rules that require approval;
+7. approval requirements, the tool's then the persona's;
+8. otherwise the call is allowed.
+
+Every decision names the rule that decided as a dotted path into the policy
+(``tools.read_file.args.path``, ``flows.no-exfil``), and a reason a person can
+read. Reasons never list what else the policy allows or forbids, and never
+echo argument values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from langchain_secure.policy.constraints import ArgConstraint
+from langchain_secure.policy.model import ApprovalSpec, Policy
+from langchain_secure.state import SecurityState, merge_security_state
+
+__all__ = ["Action", "Decision", "PolicyEngine"]
+
+
+class Action(str, Enum):
+    """What the guard does with a call."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    REQUIRE_APPROVAL = "require_approval"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of deciding one tool call.
+
+    Attributes:
+        action: Allow, deny, or hold for approval.
+        rule: The policy rule that decided, as a dotted path into the policy.
+        reason: Why, for a person and for the model.
+        tool: The tool's name as the model called it (``""`` if malformed).
+        persona: The persona decided for (``""`` if none could be resolved).
+        labels: Labels the thread gains if this call runs.
+        tool_call_id: The call's id, when it had one.
+
+    Example:
+        ```python
+        from langchain_secure import Guard
+        from langchain_secure.policy import Policy
+
+        guard = Guard(Policy.model_validate({"personas": {"p": {"tools": ["search"]}}}))
+        decision = guard.decide({"name": "delete_db", "args": {}, "id": "1"}, persona="p")
+        decision.action.value, decision.rule  # ('deny', 'personas.p.tools')
+        ```
+    """
+
+    action: Action
+    rule: str
+    reason: str
+    tool: str
+    persona: str
+    labels: tuple[str, ...] = ()
+    tool_call_id: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """True when the call may run without approval."""
+        return self.action is Action.ALLOW
+
+    @property
+    def denied(self) -> bool:
+        """True when the call must not run."""
+        return self.action is Action.DENY
+
+    @property
+    def needs_approval(self) -> bool:
+        """True when the call may run only after a person approves it."""
+        return self.action is Action.REQUIRE_APPROVAL
+
+
+@dataclass(frozen=True, slots=True)
+class _ArgCheck:
+    name: str
+    constraint: ArgConstraint
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Approval:
+    rule: str
+    spec: ApprovalSpec
+
+
+@dataclass(frozen=True, slots=True)
+class _Flow:
+    rule: str
+    after: frozenset[str]
+    then: tuple[str, ...]
+    action: Action
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """Everything decide needs for one (persona, tool), computed at load."""
+
+    tool: str
+    persona: str
+    labels: tuple[str, ...]
+    limits: tuple[tuple[str, str, int], ...]  # (rule, "tool" | "total", maximum)
+    checks: tuple[_ArgCheck, ...]
+    declared: frozenset[str] | None  # None: undeclared arguments are allowed
+    extra_rule: str
+    flows: tuple[_Flow, ...]
+    approvals: tuple[_Approval, ...]
+    allow_rule: str
+
+
+class PolicyEngine:
+    """Decides tool calls against a :class:`~langchain_secure.policy.Policy`.
+
+    Args:
+        policy: A validated policy.
+
+    Example:
+        ```python
+        from langchain_secure.policy import Policy, PolicyEngine
+
+        engine = PolicyEngine(
+            Policy.model_validate({"personas": {"analyst": {"tools": ["search"]}}})
+        )
+        engine.decide({"name": "search", "args": {"q": "x"}, "id": "c1"}, "analyst").allowed
+        ```
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._table: dict[str, dict[str, _Entry]] = {
+            persona: {tool: self._compile(persona, tool) for tool in spec.tools}
+            for persona, spec in policy.personas.items()
+        }
+
+    def _compile(self, persona: str, tool: str) -> _Entry:
+        policy = self.policy
+        pspec = policy.personas[persona]
+        ptool = pspec.tools[tool]
+        tspec = policy.tools.get(tool)
+        labels = tuple(tspec.labels) if tspec else ()
+
+        limits: list[tuple[str, str, int]] = []
+        if policy.limits.max_calls_per_thread is not None:
+            limits.append(("limits.max_calls_per_thread", "total",
+                           policy.limits.max_calls_per_thread))
+        if pspec.max_calls_per_thread is not None:
+            limits.append((f"personas.{persona}.max_calls_per_thread", "total",
+                           pspec.max_calls_per_thread))
+        if tspec and tspec.max_calls_per_thread is not None:
+            limits.append((f"tools.{tool}.max_calls_per_thread", "tool",
+                           tspec.max_calls_per_thread))
+        if ptool.max_calls_per_thread is not None:
+            limits.append((f"personas.{persona}.tools.{tool}.max_calls_per_thread", "tool",
+                           ptool.max_calls_per_thread))
+
+        checks = [
+            _ArgCheck(name, c, f"tools.{tool}.args.{name}")
+            for name, c in (tspec.args.items() if tspec else ())
+        ]
+        checks += [
+            _ArgCheck(name, c, f"personas.{persona}.tools.{tool}.args.{name}")
+            for name, c in ptool.args.items()
+        ]
+        declared = None
+        if tspec and tspec.extra_args == "deny":
+            declared = frozenset(tspec.args) | frozenset(ptool.args)
+
+        label_set = frozenset(labels)
+        flows = [
+            _Flow(
+                rule=f"flows.{flow.id}",
+                after=frozenset(flow.after),
+                then=tuple(label for label in flow.then if label in label_set),
+                action=Action.DENY if flow.action == "deny" else Action.REQUIRE_APPROVAL,
+                reason=flow.reason,
+            )
+            for flow in policy.flows
+            if label_set.intersection(flow.then)
+            and (flow.personas is None or persona in flow.personas)
+        ]
+        # deny rules first, each group in policy order
+        flows.sort(key=lambda f: f.action is not Action.DENY)
+
+        approvals = []
+        if tspec and tspec.approval.mode != "never":
+            approvals.append(_Approval(f"tools.{tool}.approval", tspec.approval))
+        if ptool.approval.mode != "never":
+            approvals.append(_Approval(f"personas.{persona}.tools.{tool}.approval",
+                                       ptool.approval))
+        return _Entry(
+            tool=tool,
+            persona=persona,
+            labels=labels,
+            limits=tuple(limits),
+            checks=tuple(checks),
+            declared=declared,
+            extra_rule=f"tools.{tool}.extra_args",
+            flows=tuple(flows),
+            approvals=tuple(approvals),
+            allow_rule=f"personas.{persona}.tools.{tool}",
+        )
+
+    def resolve_persona(self, persona: str | None) -> str | None:
+        """The persona a call is decided for: the given one, else the policy default."""
+        return persona if persona is not None else self.policy.default_persona
+
+    def decide(
+        self,
+        call: Mapping[str, Any],
+        persona: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """Decide one tool call.
+
+        Args:
+            call: A LangChain ``ToolCall`` (``{"name", "args", "id"}``).
+            persona: The persona calling; ``None`` uses the policy's default.
+            state: The thread's :class:`~langchain_secure.SecurityState`.
+
+        Returns:
+            The decision. Malformed calls, unknown personas and unknown tools are
+            denied, never raised.
+        """
+        if not isinstance(call, Mapping):
+            return _malformed("", persona, None, "the tool call is not a mapping")
+        name = call.get("name")
+        call_id = call.get("id")
+        call_id = call_id if isinstance(call_id, str) else None
+        if not isinstance(name, str) or not name:
+            return _malformed("", persona, call_id, "the tool call has no tool name")
+        args = call.get("args", {})
+        if not isinstance(args, Mapping) or not all(isinstance(k, str) for k in args):
+            return _malformed(name, persona, call_id,
+                              "the tool call's arguments are not a mapping of names to values")
+
+        resolved = self.resolve_persona(persona)
+        if not isinstance(resolved, str):
+            return Decision(Action.DENY, "personas", "no persona was given and the policy "
+                            "has no default_persona", name, "", (), call_id)
+        table = self._table.get(resolved)
+        if table is None:
+            return Decision(Action.DENY, "personas",
+                            f"persona {resolved!r} is not defined in the policy",
+                            name, resolved, (), call_id)
+        entry = table.get(name)
+        if entry is None:
+            return Decision(Action.DENY, f"personas.{resolved}.tools",
+                            f"tool {name!r} is not allowed for persona {resolved!r}",
+                            name, resolved, (), call_id)
+
+        def out(action: Action, rule: str, reason: str) -> Decision:
+            return Decision(action, rule, reason, name, resolved, entry.labels, call_id)
+
+        state = state or {}
+        if entry.limits:
+            per_tool = state.get("tool_calls", {}).get(name, 0)
+            total = state.get("total_calls", 0)
+            for rule, scope, maximum in entry.limits:
+                used = per_tool if scope == "tool" else total
+                if used >= maximum:
+                    what = f"calls of {name!r}" if scope == "tool" else "tool calls"
+                    return out(Action.DENY, rule,
+                               f"the budget of {maximum} {what} in this thread is spent")
+
+        for check in entry.checks:
+            if check.name not in args:
+                if check.constraint.optional:
+                    continue
+                return out(Action.DENY, check.rule,
+                           f"argument {check.name!r} is required by the policy but missing")
+            violation = check.constraint.check(args[check.name])
+            if violation is not None:
+                return out(Action.DENY, check.rule,
+                           f"argument {check.name!r} {violation.message}")
+        if entry.declared is not None:
+            for arg in args:
+                if arg not in entry.declared:
+                    return out(Action.DENY, entry.extra_rule,
+                               f"argument {arg!r} is not permitted by the policy")
+
+        if entry.flows:
+            seen = state.get("labels", ())
+            for flow in entry.flows:
+                hit = next((label for label in seen if label in flow.after), None)
+                if hit is not None:
+                    reason = flow.reason or (
+                        f"this thread has already seen {hit!r} content and {name!r} "
+                        f"carries the {flow.then[0]!r} label"
+                    )
+                    return out(flow.action, flow.rule, reason)
+
+        for approval in entry.approvals:
+            if _approval_holds(approval.spec, args, state):
+                return out(Action.REQUIRE_APPROVAL, approval.rule,
+                           "the policy requires a person's approval for this call")
+
+        return out(Action.ALLOW, entry.allow_rule,
+                   f"{name!r} is allowed for persona {resolved!r}")
+
+    def decide_batch(
+        self,
+        calls: Sequence[Mapping[str, Any]],
+        persona: str | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> list[Decision]:
+        """Decide the calls of one model turn, in order.
+
+        Each call is decided against the state as it would be after the calls
+        before it ran (those allowed or held for approval), so a batch like
+        ``[read_secrets, send_email]`` meets the same flow rules as two turns.
+        A tool call id that repeats one earlier in the batch is denied.
+
+        Args:
+            calls: The model's tool calls.
+            persona: The persona calling.
+            state: The thread's security state before the batch.
+
+        Returns:
+            One decision per call, in the same order.
+        """
+        decisions: list[Decision] = []
+        running: Mapping[str, Any] = state or {}
+        ids: set[str] = set()
+        for call in calls:
+            decision = self.decide(call, persona, running)
+            call_id = decision.tool_call_id
+            if call_id is not None:
+                if call_id in ids:
+                    decision = _malformed(decision.tool, persona, call_id,
+                                          "the tool call id repeats an earlier call's id")
+                ids.add(call_id)
+            decisions.append(decision)
+            if not decision.denied:
+                running = merge_security_state(running, _delta(decision))
+        return decisions
+
+
+def _delta(decision: Decision) -> SecurityState:
+    return {"labels": list(decision.labels), "tool_calls": {decision.tool: 1},
+            "total_calls": 1}
+
+
+def _malformed(tool: str, persona: str | None, call_id: str | None, reason: str) -> Decision:
+    return Decision(Action.DENY, "call.malformed", reason, tool,
+                    persona if isinstance(persona, str) else "", (), call_id)
+
+
+def _approval_holds(
+    spec: ApprovalSpec, args: Mapping[str, Any], state: Mapping[str, Any]
+) -> bool:
+    if spec.mode == "always":
+        return True
+    seen: Iterable[str] = state.get("labels", ())
+    for condition in spec.when:
+        holds = True
+        if condition.thread_labels:
+            wanted = condition.thread_labels
+            holds = any(label in wanted for label in seen)
+        for name, constraint in condition.args.items():
+            if not holds:
+                break
+            if name not in args:
+                continue  # a missing argument cannot prove the condition false
+            violation = constraint.check(args[name])
+            holds = violation is None or violation.kind == "type"
+        if holds:
+            return True
+    return False

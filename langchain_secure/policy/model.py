@@ -1,0 +1,396 @@
+"""The policy schema: pydantic models for what a YAML policy may say.
+
+A policy is default deny. A call runs only when its persona lists the tool, every
+argument constraint passes, no budget is spent, and no flow rule or approval
+requirement holds it. Entries under a persona can only tighten what the top-level
+``tools`` section says: their constraints are added, approval is required when
+either side requires it, and the smaller budget wins.
+
+Example:
+    ```python
+    from langchain_secure.policy import Policy
+
+    policy = Policy.model_validate(
+        {
+            "personas": {"analyst": {"tools": ["read_report", "send_email"]}},
+            "tools": {
+                "read_report": {
+                    "labels": ["reads_sensitive"],
+                    "args": {"path": {"path": ["/srv/reports/**"]}},
+                },
+                "send_email": {"labels": ["egress"]},
+            },
+            "flows": [
+                {
+                    "id": "no-exfiltration",
+                    "after": ["reads_sensitive"],
+                    "then": ["egress"],
+                    "action": "require_approval",
+                }
+            ],
+        }
+    )
+    ```
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from langchain_secure.errors import PolicyError, PolicyIssue
+from langchain_secure.policy.constraints import ArgConstraint
+
+__all__ = [
+    "BUILTIN_LABELS",
+    "ApprovalCondition",
+    "ApprovalSpec",
+    "FlowRule",
+    "Limits",
+    "PersonaSpec",
+    "PersonaToolSpec",
+    "Policy",
+    "ToolSpec",
+]
+
+BUILTIN_LABELS: dict[str, str] = {
+    "reads_sensitive": "the tool reads data that must not leave the organisation",
+    "egress": "the tool sends data out (email, HTTP, chat, uploads)",
+    "writes": "the tool changes state (files, databases, tickets, payments)",
+    "untrusted_source": "the tool returns content written by third parties",
+    "untrusted": "the thread has seen content that was flagged or came from an untrusted source",
+}
+"""Labels every policy knows; policies may declare their own under ``labels``."""
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+_LABEL = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_labels(values: list[str]) -> list[str]:
+    for value in values:
+        if not _LABEL.fullmatch(value):
+            msg = f"label {value!r} must be lower_snake_case (letters, digits, underscores)"
+            raise ValueError(msg)
+    if len(set(values)) != len(values):
+        raise ValueError("labels must not repeat")
+    return values
+
+
+class ApprovalCondition(_Model):
+    """One condition under ``approval.when``; it holds when all of its parts hold.
+
+    A condition on an argument holds when the argument satisfies the constraint,
+    and also, failing closed, when the argument is missing or has a type the
+    constraint cannot judge (``amount: "5000"`` for a numeric range).
+
+    Example:
+        ```python
+        from langchain_secure.policy import ApprovalCondition
+
+        ApprovalCondition.model_validate({"args": {"amount": {"range": {"min": 100}}}})
+        ```
+    """
+
+    args: dict[str, ArgConstraint] = Field(default_factory=dict)
+    """Argument constraints that must all be satisfied for the condition to hold."""
+    thread_labels: list[str] = Field(default_factory=list)
+    """The condition holds when the thread has seen any of these labels."""
+
+    @field_validator("thread_labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        return _check_labels(value)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ApprovalCondition:
+        if not self.args and not self.thread_labels:
+            raise ValueError("an approval condition needs 'args' or 'thread_labels'")
+        return self
+
+
+class ApprovalSpec(_Model):
+    """When a tool call needs a person's approval.
+
+    In YAML: ``approval: always``, ``approval: never`` (the default), or
+    ``approval: {when: [condition, ...]}`` where any condition that holds requires
+    approval.
+
+    Example:
+        ```python
+        from langchain_secure.policy import ApprovalSpec
+
+        ApprovalSpec.model_validate("always").mode  # 'always'
+        ApprovalSpec.model_validate({"when": [{"thread_labels": ["untrusted"]}]}).mode
+        ```
+    """
+
+    mode: Literal["always", "never", "conditional"] = "never"
+    when: tuple[ApprovalCondition, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if data not in ("always", "never"):
+                msg = "approval must be 'always', 'never' or a mapping with 'when'"
+                raise ValueError(msg)
+            return {"mode": data}
+        if isinstance(data, dict) and "mode" not in data and "when" in data:
+            return {"mode": "conditional", **data}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApprovalSpec:
+        if self.mode == "conditional" and not self.when:
+            raise ValueError("conditional approval needs at least one condition under 'when'")
+        if self.mode != "conditional" and self.when:
+            raise ValueError(f"approval '{self.mode}' takes no 'when' conditions")
+        return self
+
+
+class ToolSpec(_Model):
+    """What the policy says about one tool, whichever persona calls it.
+
+    Example:
+        ```python
+        from langchain_secure.policy import ToolSpec
+
+        ToolSpec.model_validate(
+            {
+                "labels": ["writes"],
+                "args": {"query": {"sql": "read_only"}},
+                "max_calls_per_thread": 20,
+            }
+        )
+        ```
+    """
+
+    description: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    """Labels the thread gains when this tool runs; flow rules match on them."""
+    args: dict[str, ArgConstraint] = Field(default_factory=dict)
+    """Constraints per argument name. A constrained argument that is missing is
+    denied unless the constraint says ``optional: true``."""
+    extra_args: Literal["allow", "deny"] = "allow"
+    """Whether arguments without a constraint may be passed."""
+    approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
+    max_calls_per_thread: int | None = Field(default=None, ge=0)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        return _check_labels(value)
+
+
+class PersonaToolSpec(_Model):
+    """A persona's own, tightening, settings for one tool it may use.
+
+    Example:
+        ```python
+        from langchain_secure.policy import PersonaToolSpec
+
+        PersonaToolSpec.model_validate({"approval": "always", "max_calls_per_thread": 3})
+        ```
+    """
+
+    args: dict[str, ArgConstraint] = Field(default_factory=dict)
+    approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
+    max_calls_per_thread: int | None = Field(default=None, ge=0)
+
+
+class PersonaSpec(_Model):
+    """A named role and the tools it may call (an explicit allowlist).
+
+    ``tools`` is a list of names, or a mapping from name to a
+    :class:`PersonaToolSpec` that tightens the tool's settings for this persona.
+
+    Example:
+        ```python
+        from langchain_secure.policy import PersonaSpec
+
+        PersonaSpec.model_validate({"tools": ["search", "read_report"]})
+        PersonaSpec.model_validate({"tools": {"refund": {"approval": "always"}}})
+        ```
+    """
+
+    description: str | None = None
+    tools: dict[str, PersonaToolSpec] = Field(default_factory=dict)
+    max_calls_per_thread: int | None = Field(default=None, ge=0)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            names: dict[str, Any] = {}
+            for name in value:
+                if not isinstance(name, str) or not name:
+                    raise ValueError("tool names must be non-empty strings")
+                if name in names:
+                    raise ValueError(f"tool {name!r} is listed twice")
+                names[name] = {}
+            return names
+        if isinstance(value, dict):
+            return {name: {} if spec is None else spec for name, spec in value.items()}
+        return value
+
+
+class FlowRule(_Model):
+    """What may follow what within a thread: the confused-deputy rule.
+
+    When the thread has already seen any label in ``after`` and the called tool
+    carries any label in ``then``, the call is denied or held for approval.
+
+    Example:
+        ```python
+        from langchain_secure.policy import FlowRule
+
+        FlowRule.model_validate(
+            {"id": "no-exfil", "after": ["reads_sensitive"], "then": ["egress"], "action": "deny"}
+        )
+        ```
+    """
+
+    id: str
+    after: list[str] = Field(min_length=1)
+    then: list[str] = Field(min_length=1)
+    action: Literal["deny", "require_approval"]
+    reason: str | None = None
+    personas: list[str] | None = None
+    """Limit the rule to these personas; all personas when omitted."""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.fullmatch(value):
+            msg = "flow id must start with a letter or digit and use only letters, digits, '_.:-'"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("after", "then")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        return _check_labels(value)
+
+
+class Limits(_Model):
+    """Budgets that hold for every persona.
+
+    Example:
+        ```python
+        from langchain_secure.policy import Limits
+
+        Limits(max_calls_per_thread=100)
+        ```
+    """
+
+    max_calls_per_thread: int | None = Field(default=None, ge=0)
+
+
+class Policy(_Model):
+    """A whole policy: personas, tools, flow rules and limits.
+
+    Load one from YAML with :func:`langchain_secure.load_policy`, or build it in
+    Python with ``Policy.model_validate({...})``. Invalid policies raise
+    :class:`~langchain_secure.PolicyError` naming every problem.
+
+    Example:
+        ```python
+        from langchain_secure.policy import Policy
+
+        policy = Policy.model_validate(
+            {"default_persona": "reader", "personas": {"reader": {"tools": ["search"]}}}
+        )
+        policy.persona_names()  # ('reader',)
+        ```
+    """
+
+    version: Literal[1] = 1
+    name: str | None = None
+    description: str | None = None
+    default_persona: str | None = None
+    """Persona used when a call names none; without it such calls are denied."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """User-defined labels with a description (built-in labels need no entry)."""
+    personas: dict[str, PersonaSpec] = Field(min_length=1)
+    tools: dict[str, ToolSpec] = Field(default_factory=dict)
+    flows: list[FlowRule] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("labels")
+    @classmethod
+    def _declared_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        _check_labels(list(value))
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Policy:
+        issues = [
+            PolicyIssue(file="<policy>", line=None, column=None, key=_dotted(path), message=msg,
+                        path=path)
+            for path, msg in _semantic_issues(self)
+        ]
+        if issues:
+            raise PolicyError(issues)
+        return self
+
+    def persona_names(self) -> tuple[str, ...]:
+        """Names of the personas, in policy order."""
+        return tuple(self.personas)
+
+    def known_labels(self) -> frozenset[str]:
+        """Built-in labels, declared labels and every label a tool carries."""
+        names = set(BUILTIN_LABELS) | set(self.labels)
+        for tool in self.tools.values():
+            names.update(tool.labels)
+        return frozenset(names)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in path)
+
+
+def _semantic_issues(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
+    """Cross-references pydantic cannot check field by field."""
+    issues: list[tuple[tuple[str | int, ...], str]] = []
+    known = policy.known_labels()
+    if policy.default_persona is not None and policy.default_persona not in policy.personas:
+        issues.append(
+            (("default_persona",), f"persona {policy.default_persona!r} is not defined")
+        )
+    seen_ids: set[str] = set()
+    for index, flow in enumerate(policy.flows):
+        if flow.id in seen_ids:
+            issues.append((("flows", index, "id"), f"flow id {flow.id!r} is used twice"))
+        seen_ids.add(flow.id)
+        for field in ("after", "then"):
+            for pos, label in enumerate(getattr(flow, field)):
+                if label not in known:
+                    issues.append(
+                        (("flows", index, field, pos), f"unknown label {label!r}: no tool "
+                         "carries it and it is neither built in nor declared under 'labels'")
+                    )
+        for pos, persona in enumerate(flow.personas or ()):
+            if persona not in policy.personas:
+                issues.append((("flows", index, "personas", pos),
+                               f"persona {persona!r} is not defined"))
+    approvals: list[tuple[tuple[str | int, ...], ApprovalSpec]] = [
+        (("tools", name, "approval"), spec.approval) for name, spec in policy.tools.items()
+    ]
+    for pname, pspec in policy.personas.items():
+        approvals.extend(
+            (("personas", pname, "tools", tname, "approval"), spec.approval)
+            for tname, spec in pspec.tools.items()
+        )
+    for path, approval in approvals:
+        for cindex, condition in enumerate(approval.when):
+            for pos, label in enumerate(condition.thread_labels):
+                if label not in known:
+                    issues.append(((*path, "when", cindex, "thread_labels", pos),
+                                   f"unknown label {label!r}"))
+    return issues
