@@ -110,20 +110,32 @@ def _parse_yaml(text: str, filename: str) -> tuple[Any, _Locations]:
     except YAMLError as exc:
         raise PolicyError([_issue(filename, None, (), f"invalid YAML: {exc}")]) from None
     locations: _Locations = {(): (1, 1)}
-    return _plain(raw, (), locations), locations
+    bad_keys: list[PolicyIssue] = []
+    data = _plain(raw, (), locations, bad_keys, filename)
+    if bad_keys:
+        raise PolicyError(bad_keys)
+    return data, locations
 
 
-def _plain(node: Any, path: _Path, locations: _Locations) -> Any:
-    """Turn ruamel's commented containers into plain ones, recording positions."""
+def _plain(node: Any, path: _Path, locations: _Locations, bad_keys: list[PolicyIssue],
+           filename: str) -> Any:
+    """Turn ruamel's commented containers into plain ones, recording positions.
+
+    Every mapping key in a policy is a name, so a key YAML reads as something
+    else (``true:``, ``1:``, ``null:``) is reported rather than coerced.
+    """
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key, value in node.items():
             line, column = node.lc.key(key)
-            child = (*path, key if isinstance(key, str | int) else str(key))
+            child: _Path = (*path, str(key))
             locations[child] = (line + 1, column + 1)
-            out[key] = _plain(value, child, locations)
+            if not isinstance(key, str):
+                bad_keys.append(_issue(filename, (line + 1, column + 1), child,
+                                       f"key {key!r} is not a string; put it in quotes"))
+            out[str(key)] = _plain(value, child, locations, bad_keys, filename)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -131,7 +143,7 @@ def _plain(node: Any, path: _Path, locations: _Locations) -> Any:
             line, column = node.lc.item(index)
             child_path: _Path = (*path, index)
             locations[child_path] = (line + 1, column + 1)
-            items.append(_plain(value, child_path, locations))
+            items.append(_plain(value, child_path, locations, bad_keys, filename))
         return items
     if isinstance(node, str):
         return str(node)  # ruamel's scalar string subclasses -> plain str

@@ -94,6 +94,18 @@ def test_several_problems_are_all_reported() -> None:
     ]
 
 
+def test_non_string_keys_are_reported() -> None:
+    assert issues(
+        """\
+        personas:
+          analyst: {tools: [x]}
+          true: {tools: [y]}
+          12: {tools: [z]}
+        """
+    ) == [(3, "personas.True", "key True is not a string; put it in quotes"),
+          (4, "personas.12", "key 12 is not a string; put it in quotes")]
+
+
 def test_missing_personas() -> None:
     assert issues("tools: {}\n") == [(1, "personas", "missing required key 'personas'")]
 
