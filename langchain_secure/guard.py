@@ -128,7 +128,8 @@ class Guard:
 
     def check_batch(self, calls: Sequence[Mapping[str, Any]], *, persona: str | None,
                     state: Mapping[str, Any] | None = None,
-                    thread_id: str | None = None) -> BatchCheck:
+                    thread_id: str | None = None,
+                    prior: Sequence[Mapping[str, Any]] = ()) -> BatchCheck:
         """Decide one model turn's calls and account for the ones that will run.
 
         With ``state`` (the graph's ``security`` channel) this is pure, and the
@@ -141,14 +142,17 @@ class Guard:
             persona: The persona calling.
             state: The thread's security state from graph state, if it has one.
             thread_id: Key of the guard's memory when ``state`` is ``None``.
+            prior: Earlier calls of the same model turn decided separately (see
+                :meth:`PolicyEngine.decide_batch`); they are neither returned
+                nor counted.
         """
         if state is not None:
-            decisions = self.engine.decide_batch(calls, persona, state)
+            decisions = self.engine.decide_batch(calls, persona, state, prior=prior)
             delta = _delta(decisions)
         else:
             with self._lock:
                 current: Mapping[str, Any] = self._threads.get(thread_id, {})
-                decisions = self.engine.decide_batch(calls, persona, current)
+                decisions = self.engine.decide_batch(calls, persona, current, prior=prior)
                 delta = _delta(decisions)
                 if delta["total_calls"]:
                     self._threads[thread_id] = merge_security_state(current, delta)

@@ -119,19 +119,20 @@ class GuardedToolNode(ToolNode):
     def _begin(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]
                ) -> tuple[dict[int, Decision], dict[str, Any] | None]:
         calls, _ = self._parse_input(input)
-        container = input.get("state") if (
-            isinstance(input, dict) and input.get("__type") == "tool_call_with_context"
-        ) else input
+        sent = isinstance(input, dict) and input.get("__type") == "tool_call_with_context"
+        container = input.get("state") if sent else input
         if isinstance(container, dict):
             security = container.get(self.security_key)
         else:
             security = getattr(container, self.security_key, None)
+        prior = self._earlier_in_turn(container, calls[0]) if sent else []
         configurable = config.get("configurable") or {}
         check = self.guard.check_batch(
             calls,
             persona=self.guard.resolve_persona(config, runtime.context, fixed=self.persona),
             state=security,
             thread_id=configurable.get("thread_id"),
+            prior=prior,
         )
         if self.on_deny == "raise":
             refused = next((d for d in check.decisions if not d.allowed), None)
@@ -140,6 +141,21 @@ class GuardedToolNode(ToolNode):
         by_call = {id(call): d for call, d in zip(calls, check.decisions, strict=True)}
         update = {self.security_key: check.delta} if security is not None else None
         return by_call, update
+
+    def _earlier_in_turn(self, state: Any, call: Any) -> list[Any]:
+        """With one ``Send`` per call, the calls of the same turn that come first.
+
+        They are decided again (not run) so that this call meets the same flow
+        rules and budgets as it would in a batch.
+        """
+        messages = (state.get(self._messages_key) if isinstance(state, dict)
+                    else getattr(state, self._messages_key, None)) or []
+        for message in reversed(messages):
+            calls = getattr(message, "tool_calls", None) or []
+            ids = [c.get("id") for c in calls]
+            if call.get("id") in ids:
+                return list(calls[: ids.index(call.get("id"))])
+        return []
 
     @staticmethod
     def _finish(output: Any, update: dict[str, Any] | None) -> Any:

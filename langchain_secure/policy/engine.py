@@ -325,6 +325,8 @@ class PolicyEngine:
         calls: Sequence[Mapping[str, Any]],
         persona: str | None = None,
         state: Mapping[str, Any] | None = None,
+        *,
+        prior: Sequence[Mapping[str, Any]] = (),
     ) -> list[Decision]:
         """Decide the calls of one model turn, in order.
 
@@ -337,6 +339,9 @@ class PolicyEngine:
             calls: The model's tool calls.
             persona: The persona calling.
             state: The thread's security state before the batch.
+            prior: Earlier calls of the same turn that are decided elsewhere (one
+                LangGraph ``Send`` per call); they shape the state these calls
+                are decided against, but get no decision here.
 
         Returns:
             One decision per call, in the same order.
@@ -344,7 +349,7 @@ class PolicyEngine:
         decisions: list[Decision] = []
         running: Mapping[str, Any] = state or {}
         ids: set[str] = set()
-        for call in calls:
+        for index, call in enumerate([*prior, *calls]):
             decision = self.decide(call, persona, running)
             call_id = decision.tool_call_id
             if call_id is not None:
@@ -352,7 +357,8 @@ class PolicyEngine:
                     decision = _malformed(decision.tool, persona, call_id,
                                           "the tool call id repeats an earlier call's id")
                 ids.add(call_id)
-            decisions.append(decision)
+            if index >= len(prior):
+                decisions.append(decision)
             if not decision.denied:
                 running = merge_security_state(running, _delta(decision))
         return decisions

@@ -304,3 +304,42 @@ def test_bad_options(guard: Guard) -> None:
         GuardedToolNode(TOOLS, guard="not a guard")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         GuardedToolNode(TOOLS, guard=guard, on_deny="ignore")  # type: ignore[arg-type]
+
+
+def test_send_api_tool_call_with_context(guard: Guard) -> None:
+    from langgraph.types import Send
+
+    model = ScriptedChatModel(script=[[tool_call("read_file", path="/srv/reports/a"),
+                                       tool_call("read_file", path="/etc/shadow"),
+                                       tool_call("send_email", to="a@example.com", body="x")],
+                                      "ok"])
+
+    def agent(s: Any) -> dict[str, Any]:
+        return {"messages": [model.invoke(s["messages"])]}
+
+    def route(s: Any) -> Any:
+        last = s["messages"][-1]
+        if not last.tool_calls:
+            return "__end__"
+        return [Send("tools", {"__type": "tool_call_with_context", "tool_call": c,
+                               "state": s}) for c in last.tool_calls]
+
+    builder = StateGraph(SecureMessagesState)
+    builder.add_node("agent", agent)
+    builder.add_node(GuardedToolNode(TOOLS, guard=guard))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", route, ["tools", "__end__"])
+    builder.add_edge("tools", "agent")
+    result = builder.compile().invoke({"messages": [HumanMessage("hi")]})
+    assert sorted((n, s, c.split(":")[0]) for n, s, c in tool_messages(result)) == [
+        ("read_file", "error", "Tool call 'read_file' was refused by the security policy "
+                               "(rule tools.read_file.args.path)"),
+        ("read_file", "success", "contents of /srv/reports/a"),
+        # decided after the read of the same turn, although it ran in its own Send
+        ("send_email", "error", "Tool call 'send_email' needs a person's approval "
+                                "(rule flows.no-exfiltration)"),
+    ]
+    assert RAN == ["read_file"]
+    # each Send charges only its own call; the deltas meet in the reducer
+    assert result["security"] == {"labels": ["reads_sensitive"],
+                                  "tool_calls": {"read_file": 1}, "total_calls": 1}

@@ -190,3 +190,10 @@ def test_batch_equals_sequential_decisions(batch, persona, state) -> None:
             running = merge_security_state(running, {"labels": list(decided.labels),
                                                      "tool_calls": {decided.tool: 1},
                                                      "total_calls": 1})
+
+
+@FUZZ
+@given(st.lists(calls, max_size=3), st.lists(calls, min_size=1, max_size=3), personas, states)
+def test_prior_calls_shape_state_like_a_whole_batch(prior, batch, persona, state) -> None:
+    whole = ENGINE.decide_batch([*prior, *batch], persona, state)
+    assert ENGINE.decide_batch(batch, persona, state, prior=prior) == whole[len(prior):]
