@@ -59,7 +59,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import idna
@@ -67,7 +67,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -77,8 +76,12 @@ from pydantic import (
     model_validator,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 __all__ = [
     "BUILTIN_DENIED_SQL_FUNCTIONS",
+    "PATH_MAX_CHARS",
     "SQL_MAX_CHARS",
     "ArgConstraint",
     "CallableConstraint",
@@ -114,7 +117,30 @@ class _Checker(Protocol):
     def check(self, value: Any) -> Violation | None: ...  # pragma: no cover
 
 
-_STRICT: ConfigDict = ConfigDict(extra="forbid", frozen=True)
+class _Spec(BaseModel):
+    """Base of the constraint models: strict, frozen, with compiled state.
+
+    Compiled state (regexes, sets, ...) is built in ``model_post_init`` and kept
+    in the instance ``__dict__`` next to the fields (pydantic ignores non-field
+    keys for dumping, equality and hashing): plain attribute reads are much
+    faster than pydantic private attributes on this hot path. Copies are
+    re-validated so that the compiled state can never go stale.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def _store(self, **compiled: Any) -> None:
+        self.__dict__.update(compiled)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Return a validated copy, with ``update`` applied to the fields.
+
+        Unlike pydantic's default, the copy is re-validated (and re-compiled).
+        """
+        data = {name: getattr(self, name) for name in type(self).model_fields}
+        data.update(update or {})
+        return self.model_validate(data)
+
 
 _CANNOT_CHECK = "could not be checked"
 
@@ -144,7 +170,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # --------------------------------------------------------------------------- regex
 
 
-class RegexConstraint(BaseModel):
+class RegexConstraint(_Spec):
     r"""The value must be a string matching a regular expression.
 
     The default ``mode: fullmatch`` matches the WHOLE string with Python's
@@ -166,8 +192,6 @@ class RegexConstraint(BaseModel):
         'regex'
     """
 
-    model_config = _STRICT
-
     pattern: StrictStr
     """The regular expression (Python ``re`` syntax)."""
     mode: Literal["fullmatch", "search"] = "fullmatch"
@@ -175,7 +199,8 @@ class RegexConstraint(BaseModel):
     ignore_case: StrictBool = False
     """Compile with :data:`re.IGNORECASE`."""
 
-    _compiled: re.Pattern[str] = PrivateAttr()
+    if TYPE_CHECKING:
+        _matcher: Callable[[str], re.Match[str] | None]
 
     @model_validator(mode="before")
     @classmethod
@@ -195,8 +220,8 @@ class RegexConstraint(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         """Compile the spec for fast checks (pydantic hook)."""
-        flags = re.IGNORECASE if self.ignore_case else 0
-        self._compiled = re.compile(self.pattern, flags)
+        compiled = re.compile(self.pattern, re.IGNORECASE if self.ignore_case else 0)
+        self._store(_matcher=compiled.fullmatch if self.mode == "fullmatch" else compiled.search)
 
     def check(self, value: Any) -> Violation | None:
         """Return None if ``value`` matches, else a :class:`Violation`."""
@@ -204,10 +229,7 @@ class RegexConstraint(BaseModel):
             text = _exact_str(value)
             if text is None:
                 return _NOT_A_STRING
-            matcher = (
-                self._compiled.fullmatch if self.mode == "fullmatch" else (self._compiled.search)
-            )
-            if matcher(text) is None:
+            if self._matcher(text) is None:
                 return Violation("regex", "does not match the required pattern")
             return None
         except Exception:
@@ -218,10 +240,10 @@ class RegexConstraint(BaseModel):
 
 _ENUM_TYPES: tuple[type, ...] = (str, int, float, bool, type(None))
 
-EnumValue = StrictStr | StrictBool | StrictInt | StrictFloat | None
+_EnumValue = StrictStr | StrictBool | StrictInt | StrictFloat | None
 
 
-class EnumConstraint(BaseModel):
+class EnumConstraint(_Spec):
     """The value must equal one of a fixed list of scalars, type-strictly.
 
     Comparison is on ``(type, value)``: ``True`` does not equal ``1``, ``1`` does
@@ -238,12 +260,11 @@ class EnumConstraint(BaseModel):
         ('enum', 'enum')
     """
 
-    model_config = _STRICT
-
-    values: tuple[EnumValue, ...]
+    values: tuple[_EnumValue, ...]
     """The allowed values (at least one)."""
 
-    _allowed: frozenset[tuple[type, Any]] = PrivateAttr()
+    if TYPE_CHECKING:
+        _allowed: frozenset[tuple[type, Any]]
 
     @model_validator(mode="before")
     @classmethod
@@ -284,7 +305,7 @@ class EnumConstraint(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         """Compile the spec for fast checks (pydantic hook)."""
-        self._allowed = frozenset((type(v), v) for v in self.values)
+        self._store(_allowed=frozenset((type(v), v) for v in self.values))
 
     def check(self, value: Any) -> Violation | None:
         """Return None if ``value`` is one of the allowed values, else a :class:`Violation`."""
@@ -301,10 +322,10 @@ class EnumConstraint(BaseModel):
 
 # --------------------------------------------------------------------------- range
 
-Number = StrictInt | StrictFloat
+_Number = StrictInt | StrictFloat
 
 
-class RangeConstraint(BaseModel):
+class RangeConstraint(_Spec):
     """The value must be a finite number within bounds.
 
     Only ``int`` and ``float`` are accepted; ``bool`` is refused although it is an
@@ -322,11 +343,9 @@ class RangeConstraint(BaseModel):
         ('range', 'type', 'type')
     """
 
-    model_config = _STRICT
-
-    min: Number | None = None
+    min: _Number | None = None
     """Lower bound (inclusive unless ``exclusive_min``)."""
-    max: Number | None = None
+    max: _Number | None = None
     """Upper bound (inclusive unless ``exclusive_max``)."""
     exclusive_min: StrictBool = False
     """The value must be strictly greater than ``min``."""
@@ -382,6 +401,10 @@ class RangeConstraint(BaseModel):
 
 
 # --------------------------------------------------------------------------- path
+
+
+PATH_MAX_CHARS = 4096
+"""Longer path values are refused (Linux PATH_MAX; also bounds glob matching time)."""
 
 
 def _normalise_path(path: str) -> str:
@@ -461,7 +484,9 @@ def _glob_regex(glob: str) -> str:
     pieces: list[str] = []
     for segment in glob[1:].split("/"):
         if segment == "**":
-            pieces.append("(?:/[^/]+)*")
+            # Zero or more whole segments. On a normalised path (no empty, "." or
+            # ".." segments) "(?:/.*)?" is equivalent to "(?:/[^/]+)*", and faster.
+            pieces.append("(?:/.*)?")
         else:
             pieces.append("/" + _segment_regex(segment, glob))
     return "".join(pieces)
@@ -470,10 +495,10 @@ def _glob_regex(glob: str) -> str:
 def _compile_globs(globs: tuple[str, ...]) -> re.Pattern[str] | None:
     if not globs:
         return None
-    return re.compile("|".join(f"(?:{_glob_regex(g)})" for g in globs))
+    return re.compile("|".join(f"(?:{_glob_regex(g)})" for g in globs), re.DOTALL)
 
 
-class PathConstraint(BaseModel):
+class PathConstraint(_Spec):
     """The value must be a POSIX path inside the allowed globs.
 
     Glob syntax (matched against whole, normalised paths): ``*`` is any run of
@@ -516,8 +541,6 @@ class PathConstraint(BaseModel):
         'is outside the allowed paths'
     """
 
-    model_config = _STRICT
-
     allow: tuple[StrictStr, ...] = Field(min_length=1)
     """Globs of allowed paths (at least one)."""
     deny: tuple[StrictStr, ...] = ()
@@ -528,8 +551,9 @@ class PathConstraint(BaseModel):
     resolve_symlinks: StrictBool = True
     """Also check the path with symlinks resolved (filesystem access)."""
 
-    _allow_re: re.Pattern[str] = PrivateAttr()
-    _deny_re: re.Pattern[str] | None = PrivateAttr()
+    if TYPE_CHECKING:
+        _allow_re: re.Pattern[str]
+        _deny_re: re.Pattern[str] | None
 
     @model_validator(mode="before")
     @classmethod
@@ -563,8 +587,7 @@ class PathConstraint(BaseModel):
         """Compile the spec for fast checks (pydantic hook)."""
         allow = _compile_globs(self.allow)
         assert allow is not None  # allow has at least one glob
-        self._allow_re = allow
-        self._deny_re = _compile_globs(self.deny)
+        self._store(_allow_re=allow, _deny_re=_compile_globs(self.deny))
 
     def _matches(self, path: str) -> bool:
         subject = "" if path == "/" else path
@@ -585,6 +608,8 @@ class PathConstraint(BaseModel):
             return _NOT_A_STRING
         if not path:
             return Violation("path", "is empty")
+        if len(path) > PATH_MAX_CHARS:
+            return Violation("path", "is too long")
         if _CONTROL_RE.search(path):
             return Violation("path", "contains a control character")
         if "\\" in path:
@@ -639,7 +664,8 @@ _URL_BAD_CHARS_RE = re.compile(
     "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
 )
 _SCHEME_RE = re.compile(r"[a-z][a-z0-9+.-]*")
-_HOST_RE = re.compile(r"(?:[a-z0-9_-]{1,63}\.)*[a-z0-9_-]{1,63}")
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_RE = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
 # WHATWG "ends in a number": such a host is parsed as an IPv4 address by browsers
 # and by inet_aton (2130706433, 0x7f000001, 0177.0.0.1, 127.1, 1.2.3.4).
 _NUMERIC_LABEL_RE = re.compile(r"[0-9]+|0x[0-9a-f]*")
@@ -705,7 +731,7 @@ def _parse_ipv6(host: str) -> str | None:
         return None
 
 
-class UrlConstraint(BaseModel):
+class UrlConstraint(_Spec):
     """The value must be an absolute URL to an allowed host.
 
     Host patterns are either an exact host (``docs.example.com``) or
@@ -743,8 +769,6 @@ class UrlConstraint(BaseModel):
         'contains user information'
     """
 
-    model_config = _STRICT
-
     schemes: tuple[StrictStr, ...] = Field(default=("https", "http"), min_length=1)
     """Allowed schemes (lowercase)."""
     hosts: tuple[StrictStr, ...] = Field(min_length=1)
@@ -756,11 +780,12 @@ class UrlConstraint(BaseModel):
     allow_ip_literals: StrictBool = False
     """Accept IP-address hosts (they must still be listed in ``hosts``)."""
 
-    _schemes: frozenset[str] = PrivateAttr()
-    _names: frozenset[str] = PrivateAttr()
-    _suffixes: frozenset[str] = PrivateAttr()
-    _ips: frozenset[str] = PrivateAttr()
-    _ports: frozenset[int] | None = PrivateAttr()
+    if TYPE_CHECKING:
+        _schemes: frozenset[str]
+        _names: frozenset[str]
+        _suffixes: frozenset[str]
+        _ips: frozenset[str]
+        _ports: frozenset[int] | None
 
     @model_validator(mode="before")
     @classmethod
@@ -816,11 +841,13 @@ class UrlConstraint(BaseModel):
                 ips.add(host)
             else:
                 names.add(host)
-        self._schemes = frozenset(self.schemes)
-        self._names = frozenset(names)
-        self._suffixes = frozenset(suffixes)
-        self._ips = frozenset(ips)
-        self._ports = None if self.ports is None else frozenset(self.ports)
+        self._store(
+            _schemes=frozenset(self.schemes),
+            _names=frozenset(names),
+            _suffixes=frozenset(suffixes),
+            _ips=frozenset(ips),
+            _ports=None if self.ports is None else frozenset(self.ports),
+        )
 
     def check(self, value: Any) -> Violation | None:
         """Return None if ``value`` is an allowed URL, else a :class:`Violation`."""
@@ -921,18 +948,18 @@ def _normalise_host_pattern(pattern: str) -> str:
     text = pattern.strip()
     if not text or _URL_BAD_CHARS_RE.search(text):
         raise ValueError(f"host {pattern!r} is empty or contains whitespace/control characters")
-    if text.startswith("[") and text.endswith("]"):
+    if any(char in text for char in "/@?#%\\"):
+        raise ValueError(f"host {pattern!r} must be a bare host name (no scheme or path)")
+    bracketed = text.startswith("[") and text.endswith("]")
+    if bracketed:
         text = text[1:-1]
-    if ":" in text:
+    if ":" in text or bracketed:
         address = _parse_ipv6(text)
         if address is None:
-            raise ValueError(
-                f"host {pattern!r} is not a host name (use 'ports' for ports, "
-                "and no scheme or path)"
-            )
+            raise ValueError(f"host {pattern!r} is not a host name (use 'ports' for ports)")
         return address
-    if any(char in text for char in "/@?#%\\[]"):
-        raise ValueError(f"host {pattern!r} must be a bare host name (no scheme, path or port)")
+    if "[" in text or "]" in text:
+        raise ValueError(f"host {pattern!r} is not a valid host name")
     wildcard = text.startswith("*.")
     name = _normalise_host(text[2:] if wildcard else text)
     if name is None or "*" in (text[2:] if wildcard else text):
@@ -1036,7 +1063,7 @@ _SQL_NON_PORTABLE_RE = re.compile(
 )
 
 
-class SqlConstraint(BaseModel):
+class SqlConstraint(_Spec):
     """The value must be one read-only SQL query, verified with sqlglot.
 
     Only read-only checking is supported (``read_only: false`` is an error). The
@@ -1076,8 +1103,6 @@ class SqlConstraint(BaseModel):
         'must contain exactly one statement'
     """
 
-    model_config = _STRICT
-
     read_only: Literal[True] = True
     """Must be true: only read-only queries are supported."""
     dialect: StrictStr | None = None
@@ -1085,8 +1110,9 @@ class SqlConstraint(BaseModel):
     deny_functions: tuple[StrictStr, ...] = ()
     """Extra function names to refuse, in addition to the built-in denylist."""
 
-    _dialect: Any = PrivateAttr()
-    _denied: frozenset[str] = PrivateAttr()
+    if TYPE_CHECKING:
+        _dialect: Any
+        _denied: frozenset[str]
 
     @model_validator(mode="before")
     @classmethod
@@ -1126,8 +1152,10 @@ class SqlConstraint(BaseModel):
         """Compile the spec for fast checks (pydantic hook)."""
         from sqlglot.dialects.dialect import Dialect
 
-        self._dialect = Dialect.get_or_raise(self.dialect)
-        self._denied = BUILTIN_DENIED_SQL_FUNCTIONS | frozenset(self.deny_functions)
+        self._store(
+            _dialect=Dialect.get_or_raise(self.dialect),
+            _denied=BUILTIN_DENIED_SQL_FUNCTIONS | frozenset(self.deny_functions),
+        )
 
     def check(self, value: Any) -> Violation | None:
         """Return None if ``value`` is a single read-only query, else a :class:`Violation`."""
@@ -1207,7 +1235,7 @@ def _import_target(target: str) -> Callable[..., Any]:
     return obj  # type: ignore[no-any-return]
 
 
-class CallableConstraint(BaseModel):
+class CallableConstraint(_Spec):
     """The value must satisfy a Python predicate.
 
     Given as an import string ``"package.module:function"`` (imported when the
@@ -1225,14 +1253,13 @@ class CallableConstraint(BaseModel):
         (True, 'was rejected by isfinite')
     """
 
-    model_config = _STRICT
-
     target: StrictStr | None = None
     """The ``"package.module:function"`` import string, if given as one."""
     function: Callable[[Any], Any]
     """The predicate."""
 
-    _label: str = PrivateAttr()
+    if TYPE_CHECKING:
+        _label: str
 
     @model_validator(mode="before")
     @classmethod
@@ -1252,11 +1279,8 @@ class CallableConstraint(BaseModel):
     def model_post_init(self, context: Any, /) -> None:
         """Compile the spec for fast checks (pydantic hook)."""
         fn = self.function
-        self._label = str(
-            getattr(fn, "__qualname__", None)
-            or getattr(type(fn), "__qualname__", None)
-            or "the policy's callable"
-        )
+        label = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+        self._store(_label=str(label))
 
     @model_serializer(mode="plain")
     def _serialise(self) -> Any:
@@ -1307,7 +1331,7 @@ class _Items:
 _KINDS = ("regex", "enum", "range", "max_length", "path", "url", "sql", "callable", "items")
 
 
-class ArgConstraint(BaseModel):
+class ArgConstraint(_Spec):
     """Constraints on one tool-call argument; every kind that is set must pass.
 
     Kinds are checked in a fixed order (``regex``, ``enum``, ``range``,
@@ -1327,8 +1351,6 @@ class ArgConstraint(BaseModel):
         >>> tags.check(["a", "b"]) is None, tags.check(["a", "B"]).message
         (True, 'item 1 does not match the required pattern')
     """
-
-    model_config = _STRICT
 
     regex: RegexConstraint | None = None
     """The string must match a regular expression (full match by default)."""
@@ -1351,7 +1373,8 @@ class ArgConstraint(BaseModel):
     optional: StrictBool = False
     """The argument may be absent (engine metadata; ignored by :meth:`check`)."""
 
-    _plan: tuple[tuple[str, _Checker], ...] = PrivateAttr()
+    if TYPE_CHECKING:
+        _plan: tuple[tuple[str, _Checker], ...]
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ArgConstraint:
@@ -1374,7 +1397,7 @@ class ArgConstraint(BaseModel):
                 plan.append((kind, _Items(spec)))
             else:
                 plan.append((kind, spec))
-        self._plan = tuple(plan)
+        self._store(_plan=tuple(plan))
 
     @property
     def kinds(self) -> tuple[str, ...]:
