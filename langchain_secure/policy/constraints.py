@@ -132,6 +132,20 @@ class _Spec(BaseModel):
     def _store(self, **compiled: Any) -> None:
         self.__dict__.update(compiled)
 
+    def check(self, value: Any) -> Violation | None:
+        """Return None if ``value`` satisfies the constraint, else a :class:`Violation`.
+
+        Never raises: an exception inside a check is a violation of kind
+        ``"type"`` (the value could not be judged), so every check fails closed.
+        """
+        try:
+            return self._check(value)
+        except Exception:
+            return _internal_error()
+
+    def _check(self, value: Any) -> Violation | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """Return a validated copy, with ``update`` applied to the fields.
 
@@ -223,17 +237,14 @@ class RegexConstraint(_Spec):
         compiled = re.compile(self.pattern, re.IGNORECASE if self.ignore_case else 0)
         self._store(_matcher=compiled.fullmatch if self.mode == "fullmatch" else compiled.search)
 
-    def check(self, value: Any) -> Violation | None:
+    def _check(self, value: Any) -> Violation | None:
         """Return None if ``value`` matches, else a :class:`Violation`."""
-        try:
-            text = _exact_str(value)
-            if text is None:
-                return _NOT_A_STRING
-            if self._matcher(text) is None:
-                return Violation("regex", "does not match the required pattern")
-            return None
-        except Exception:
-            return _internal_error()
+        text = _exact_str(value)
+        if text is None:
+            return _NOT_A_STRING
+        if self._matcher(text) is None:
+            return Violation("regex", "does not match the required pattern")
+        return None
 
 
 # --------------------------------------------------------------------------- enum
@@ -307,17 +318,14 @@ class EnumConstraint(_Spec):
         """Compile the spec for fast checks (pydantic hook)."""
         self._store(_allowed=frozenset((type(v), v) for v in self.values))
 
-    def check(self, value: Any) -> Violation | None:
+    def _check(self, value: Any) -> Violation | None:
         """Return None if ``value`` is one of the allowed values, else a :class:`Violation`."""
-        try:
-            kind = type(value)
-            if kind not in _ENUM_TYPES:
-                return Violation("type", "must be a string, number, boolean or null")
-            if (kind, value) in self._allowed:
-                return None
-            return Violation("enum", "is not one of the allowed values")
-        except Exception:
-            return _internal_error()
+        kind = type(value)
+        if kind not in _ENUM_TYPES:
+            return Violation("type", "must be a string, number, boolean or null")
+        if (kind, value) in self._allowed:
+            return None
+        return Violation("enum", "is not one of the allowed values")
 
 
 # --------------------------------------------------------------------------- range
@@ -377,27 +385,24 @@ class RangeConstraint(_Spec):
                 raise ValueError("range is empty")
         return self
 
-    def check(self, value: Any) -> Violation | None:
+    def _check(self, value: Any) -> Violation | None:
         """Return None if ``value`` is a number within the bounds, else a :class:`Violation`."""
-        try:
-            kind = type(value)
-            if kind is float:
-                if not math.isfinite(value):
-                    return Violation("type", "must be a finite number")
-                if self.integer:
-                    return Violation("type", "must be an integer")
-            elif kind is not int:  # also refuses bool, str, Decimal, ...
-                return Violation(
-                    "type", "must be an integer" if self.integer else "must be a number"
-                )
-            low, high = self.min, self.max
-            if low is not None and (value < low or (self.exclusive_min and value == low)):
-                return Violation("range", "is outside the allowed range")
-            if high is not None and (value > high or (self.exclusive_max and value == high)):
-                return Violation("range", "is outside the allowed range")
-            return None
-        except Exception:
-            return _internal_error()
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return Violation("type", "must be a finite number")
+            if self.integer:
+                return Violation("type", "must be an integer")
+        elif kind is not int:  # also refuses bool, str, Decimal, ...
+            return Violation(
+                "type", "must be an integer" if self.integer else "must be a number"
+            )
+        low, high = self.min, self.max
+        if low is not None and (value < low or (self.exclusive_min and value == low)):
+            return Violation("range", "is outside the allowed range")
+        if high is not None and (value > high or (self.exclusive_max and value == high)):
+            return Violation("range", "is outside the allowed range")
+        return None
 
 
 # --------------------------------------------------------------------------- path
@@ -594,13 +599,6 @@ class PathConstraint(_Spec):
         if self._allow_re.fullmatch(subject) is None:
             return False
         return self._deny_re is None or self._deny_re.fullmatch(subject) is None
-
-    def check(self, value: Any) -> Violation | None:
-        """Return None if ``value`` is an allowed path, else a :class:`Violation`."""
-        try:
-            return self._check(value)
-        except Exception:
-            return _internal_error()
 
     def _check(self, value: Any) -> Violation | None:
         path = _exact_str(value)
@@ -848,13 +846,6 @@ class UrlConstraint(_Spec):
             _ips=frozenset(ips),
             _ports=None if self.ports is None else frozenset(self.ports),
         )
-
-    def check(self, value: Any) -> Violation | None:
-        """Return None if ``value`` is an allowed URL, else a :class:`Violation`."""
-        try:
-            return self._check(value)
-        except Exception:
-            return _internal_error()
 
     def _host_allowed(self, host: str) -> bool:
         if host in self._names:
@@ -1157,13 +1148,6 @@ class SqlConstraint(_Spec):
             _denied=BUILTIN_DENIED_SQL_FUNCTIONS | frozenset(self.deny_functions),
         )
 
-    def check(self, value: Any) -> Violation | None:
-        """Return None if ``value`` is a single read-only query, else a :class:`Violation`."""
-        try:
-            return self._check(value)
-        except Exception:
-            return _internal_error()
-
     def _check(self, value: Any) -> Violation | None:
         from sqlglot import exp
 
@@ -1288,7 +1272,7 @@ class CallableConstraint(_Spec):
             return self.target
         return self.function
 
-    def check(self, value: Any) -> Violation | None:
+    def _check(self, value: Any) -> Violation | None:
         """Return None if ``function(value) is True``, else a :class:`Violation`."""
         try:
             result = self.function(value)
@@ -1404,7 +1388,7 @@ class ArgConstraint(_Spec):
         """The kinds that are set, in checking order (for explanations)."""
         return tuple(kind for kind, _ in self._plan)
 
-    def check(self, value: Any) -> Violation | None:
+    def _check(self, value: Any) -> Violation | None:
         """Check ``value`` against every set kind.
 
         Args:
@@ -1414,11 +1398,8 @@ class ArgConstraint(_Spec):
             None if the value passes every constraint, otherwise the first
             :class:`Violation`. Never raises.
         """
-        try:
-            for _, checker in self._plan:
-                violation = checker.check(value)
-                if violation is not None:
-                    return violation
-            return None
-        except Exception:
-            return _internal_error()
+        for _, checker in self._plan:
+            violation = checker.check(value)
+            if violation is not None:
+                return violation
+        return None
