@@ -17,7 +17,15 @@ from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
 from langchain_secure.policy.engine import Action, Decision
 
-__all__ = ["GuardedToolNode"]
+__all__ = ["NO_THREAD_MESSAGE", "GuardedToolNode"]
+
+NO_THREAD_MESSAGE = (
+    "GuardedToolNode cannot tell this conversation from others: the graph state has "
+    "no {key!r} channel and the config has no thread_id. Use SecureMessagesState (or "
+    "add `{key}: Annotated[SecurityState, merge_security_state]` to your state), or "
+    "invoke with config={{'configurable': {{'thread_id': ...}}}}."
+)
+"""Raised (as ConfigurationError) rather than mixing the security state of threads."""
 
 UNAVAILABLE_TOOL_MESSAGE = "Error: tool {tool!r} is not available."
 """What the model sees when it calls a tool the policy allows but the node lacks."""
@@ -48,7 +56,8 @@ class GuardedToolNode(ToolNode):
     thread's security state is read from and written to the graph state key
     ``security_key`` when the state has it (see
     :class:`~langchain_secure.SecureMessagesState`), so checkpointers persist it;
-    otherwise the Guard remembers it per ``thread_id``.
+    otherwise the Guard remembers it per ``thread_id``, and a run with neither
+    raises :class:`~langchain_secure.ConfigurationError`.
 
     Calls the policy holds for approval do not run and are reported to the model
     as needing approval.
@@ -127,6 +136,10 @@ class GuardedToolNode(ToolNode):
             security = getattr(container, self.security_key, None)
         prior = self._earlier_in_turn(container, calls[0]) if sent else []
         configurable = config.get("configurable") or {}
+        if security is None and configurable.get("thread_id") is None:
+            # one shared memory for every caller would let one user's reads hold,
+            # or spend the budget of, another's calls
+            raise ConfigurationError(NO_THREAD_MESSAGE.format(key=self.security_key))
         check = self.guard.check_batch(
             calls,
             persona=self.guard.resolve_persona(config, runtime.context, fixed=self.persona),

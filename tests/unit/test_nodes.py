@@ -170,6 +170,16 @@ def test_state_without_security_key_uses_guard_memory(guard: Guard) -> None:
     assert guard.thread_state("mem-1")["labels"] == ["reads_sensitive"]
 
 
+def test_no_security_channel_and_no_thread_id_is_refused(guard: Guard) -> None:
+    from langchain_secure.integrations.nodes import NO_THREAD_MESSAGE
+
+    graph = build(guard, EXFIL, state=MessagesState)
+    with pytest.raises(ConfigurationError) as info:
+        graph.invoke({"messages": [HumanMessage("hi")]})
+    assert str(info.value) == NO_THREAD_MESSAGE.format(key="security")
+    assert RAN == []
+
+
 def test_batch_in_one_turn(guard: Guard) -> None:
     graph = build(guard, [[tool_call("read_file", path="/srv/reports/q1.txt"),
                            tool_call("send_email", to="boss@example.com", body="q1"),

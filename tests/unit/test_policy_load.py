@@ -87,8 +87,8 @@ def test_several_problems_are_all_reported() -> None:
     )
     assert found == [
         (1, "default_persona", "persona 'nobody' is not defined"),
-        (6, "flows.0.then.0", "unknown label 'egres': no tool carries it and it is neither "
-                              "built in nor declared under 'labels'"),
+        (6, "flows.0.then.0", "unknown label 'egres': declare it under 'labels' or use a "
+                              "built-in label"),
         (7, "flows.1.id", "flow id 'f' is used twice"),
         (7, "flows.1.personas.0", "persona 'b' is not defined"),
     ]
@@ -104,6 +104,34 @@ def test_non_string_keys_are_reported() -> None:
         """
     ) == [(3, "personas.True", "key True is not a string; put it in quotes"),
           (4, "personas.12", "key 12 is not a string; put it in quotes")]
+
+
+def test_tool_entry_no_persona_lists_is_an_error() -> None:
+    # a misspelt tools: key would otherwise leave issue_refund unconstrained
+    assert issues(
+        """\
+        personas: {a: {tools: [issue_refund]}}
+        tools:
+          isue_refund:
+            args: {amount: {range: {max: 50}}}
+        """
+    ) == [(3, "tools.isue_refund", "tool 'isue_refund' is configured but no persona lists "
+                                   "it (a misspelt name leaves the real tool unconstrained)")]
+
+
+def test_tool_labels_must_be_built_in_or_declared() -> None:
+    # a misspelt label on a tool would otherwise escape every flow rule
+    assert issues(
+        """\
+        labels: {pii: personal data}
+        personas: {a: {tools: [read, send, lookup]}}
+        tools:
+          read: {labels: [reads_sensitive]}
+          send: {labels: [egres]}
+          lookup: {labels: [pii]}
+        """
+    ) == [(5, "tools.send.labels.0",
+           "unknown label 'egres': declare it under 'labels' or use a built-in label")]
 
 
 def test_missing_personas() -> None:
