@@ -205,7 +205,9 @@ class Guard:
                        else getattr(context, "persona", None))
         if persona is None:
             return self.policy.default_persona
-        return persona if isinstance(persona, str) else None
+        # a persona that is not a string names no persona: never fall back to the
+        # default for it (the empty name is denied as undefined)
+        return persona if isinstance(persona, str) else ""
 
     # -- what surfaces say -------------------------------------------------------
 

@@ -272,6 +272,22 @@ def test_budget_of_one_reads_well() -> None:
         "the budget of 1 call of 't' in this thread is spent")
 
 
+@pytest.mark.parametrize("bad", [123, ["analyst"], {"name": "analyst"}, b"analyst"])
+def test_non_string_persona_never_falls_back_to_default(guard: Guard, bad: object) -> None:
+    persona = guard.resolve_persona({"configurable": {"persona": bad}})
+    decision = guard.decide(call("search"), persona=persona)
+    assert (decision.action, decision.rule) == (D, "personas")
+    assert persona == ""
+
+
+def test_persona_resolution_order(guard: Guard) -> None:
+    config = {"configurable": {"persona": "support"}}
+    assert guard.resolve_persona(config, {"persona": "intern"}, fixed="analyst") == "analyst"
+    assert guard.resolve_persona(config, {"persona": "intern"}) == "support"
+    assert guard.resolve_persona({}, {"persona": "intern"}) == "intern"
+    assert guard.resolve_persona(None, None) == "analyst"  # the policy default
+
+
 def test_decide_is_deterministic(guard: Guard) -> None:
     c = call("send_email", to="a@example.com", body="x")
     state = {"labels": ["reads_sensitive"]}
