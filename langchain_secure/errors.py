@@ -12,6 +12,7 @@ LangchainSecureError
 ├── PolicyDecisionError      a call was not allowed to run
 │   ├── ToolNotAllowedError  the policy denied the call (also a langchain ToolException)
 │   └── ApprovalRequiredError  the call needs a person's approval and none was given
+├── AuditError               the audit log could not be written or read (fail closed)
 └── ConfigurationError       an API was used with invalid options (also a ValueError)
 ```
 """
@@ -27,6 +28,7 @@ __all__ = [
     "APPROVAL_REQUIRED_MESSAGE",
     "TOOL_NOT_ALLOWED_MESSAGE",
     "ApprovalRequiredError",
+    "AuditError",
     "ConfigurationError",
     "LangchainSecureError",
     "PolicyDecisionError",
@@ -48,6 +50,14 @@ APPROVAL_REQUIRED_MESSAGE = (
 
 class LangchainSecureError(Exception):
     """Base class of every error raised by langchain-secure."""
+
+
+class AuditError(LangchainSecureError):
+    """The audit log could not be written or read.
+
+    Surfaces fail closed on it: a call whose intent could not be sealed does not
+    run (unless the guard was built with ``audit_fail_open=True``).
+    """
 
 
 class ConfigurationError(LangchainSecureError, ValueError):

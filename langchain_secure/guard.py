@@ -9,8 +9,12 @@ through.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -19,6 +23,7 @@ from langchain_secure.errors import (
     APPROVAL_REQUIRED_MESSAGE,
     TOOL_NOT_ALLOWED_MESSAGE,
     ApprovalRequiredError,
+    AuditError,
     ConfigurationError,
     PolicyDecisionError,
     ToolNotAllowedError,
@@ -29,8 +34,19 @@ from langchain_secure.policy.model import Policy
 from langchain_secure.state import SecurityState, merge_security_state, state_delta
 
 if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
     from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
+
+    from langchain_secure.audit.log import AuditLog, Receipt
+
+logger = logging.getLogger("langchain_secure")
+
+AUDIT_FAIL_OPEN_WARNING = (
+    "AUDIT LOG NOT WRITTEN, running the action anyway (audit_fail_open=True): {error}"
+)
+MESSAGE_EXCERPT_CHARS = 4000
+"""How much of the model message that asked for a call goes into its intent record."""
 
 __all__ = ["BatchCheck", "Guard", "OnDeny"]
 
@@ -63,6 +79,10 @@ class Guard:
         on_deny: What surfaces do with a refused call by default: ``"message"``
             tells the model (an error ``ToolMessage``), ``"raise"`` raises
             :class:`~langchain_secure.ToolNotAllowedError`.
+        audit: An :class:`~langchain_secure.audit.AuditLog`: every decision is
+            sealed in it before the call runs, and the outcome recorded after.
+        audit_fail_open: When the audit log cannot be written, run the call
+            anyway with a loud warning. Default False: the call does not run.
 
     Example:
         ```python
@@ -88,7 +108,8 @@ class Guard:
     """
 
     def __init__(self, policy: Policy | str | os.PathLike[str], *,
-                 on_deny: OnDeny = "message") -> None:
+                 on_deny: OnDeny = "message", audit: AuditLog | None = None,
+                 audit_fail_open: bool = False) -> None:
         if isinstance(policy, str | os.PathLike):
             policy = load_policy(policy)
         if not isinstance(policy, Policy):
@@ -100,18 +121,20 @@ class Guard:
         self.policy = policy
         self.engine = PolicyEngine(policy)
         self.on_deny: OnDeny = on_deny
+        self.audit = audit
+        self.audit_fail_open = audit_fail_open
         self._lock = threading.Lock()
         self._threads: dict[str | None, SecurityState] = {}
         self._listeners: list[Callable[[Decision], None]] = []
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str], *, on_deny: OnDeny = "message") -> Guard:
-        """Build a guard from a YAML policy file.
+    def from_yaml(cls, path: str | os.PathLike[str], **options: Any) -> Guard:
+        """Build a guard from a YAML policy file (``options`` as for ``Guard``).
 
         Raises:
             PolicyError: The file is not a valid policy (file, line and key named).
         """
-        return cls(load_policy(path), on_deny=on_deny)
+        return cls(load_policy(path), **options)
 
     # -- deciding ---------------------------------------------------------------
 
@@ -209,6 +232,105 @@ class Guard:
         # default for it (the empty name is denied as undefined)
         return persona if isinstance(persona, str) else ""
 
+    # -- the audit trail -----------------------------------------------------------
+
+    def seal(self, calls: Sequence[Mapping[str, Any]], decisions: Sequence[Decision], *,
+             thread_id: str | None, message: BaseMessage | None = None
+             ) -> tuple[Receipt | None, ...]:
+        """Durably record each call's intent and decision, before any of them runs.
+
+        Arguments the policy marks ``audit: {hash_only: [...]}`` are stored as
+        keyed hashes. Re-sealing the same call of the same thread (a node that
+        re-runs after an interrupt) returns the first receipts and writes nothing.
+
+        Args:
+            calls: The tool calls, in order.
+            decisions: Their decisions, in the same order.
+            thread_id: The conversation; with ``None`` records are not deduplicated.
+            message: The model message that asked for the calls.
+
+        Returns:
+            One receipt per call; ``None`` for all when there is no audit log (or
+            it failed and ``audit_fail_open`` is set).
+
+        Raises:
+            AuditError: The log could not be written (the calls must not run).
+        """
+        if self.audit is None or not calls:
+            return (None,) * len(calls)
+        from langchain_secure.audit.log import AuditEvent
+
+        asked = None
+        if message is not None:
+            asked = {"id": message.id, "content": message.text[:MESSAGE_EXCERPT_CHARS]}
+        events = [
+            AuditEvent("intent", {
+                "thread_id": thread_id,
+                "tool_call_id": decision.tool_call_id,
+                "persona": decision.persona,
+                "tool": decision.tool,
+                "args": self._audit_args(decision.tool, call.get("args")),
+                "decision": {"action": decision.action.value, "rule": decision.rule,
+                             "reason": decision.reason},
+                "labels": list(decision.labels),
+                "message": asked,
+            }, _idem_key(thread_id, decision.tool_call_id, "intent"))
+            for call, decision in zip(calls, decisions, strict=True)
+        ]
+        return self._append(events, len(calls))
+
+    def record_outcome(self, call: Mapping[str, Any], receipt: Receipt | None, *,
+                       thread_id: str | None, status: str, output: Any) -> Receipt | None:
+        """Durably record what a call that ran produced (a digest, not the content).
+
+        Args:
+            call: The tool call.
+            receipt: Its intent's receipt, from :meth:`seal`.
+            thread_id: The conversation.
+            status: ``success``, ``error``, or ``raised`` (an exception escaped).
+            output: The tool's output (only its SHA-256 and length are stored).
+
+        Raises:
+            AuditError: The log could not be written.
+        """
+        if self.audit is None:
+            return None
+        from langchain_secure.audit.log import AuditEvent
+
+        text = output if isinstance(output, str) else json.dumps(output, default=str,
+                                                                  sort_keys=True)
+        call_id = call.get("id") if isinstance(call.get("id"), str) else None
+        event = AuditEvent("outcome", {
+            "thread_id": thread_id,
+            "tool_call_id": call_id,
+            "tool": call.get("name"),
+            "status": status,
+            "intent_seq": receipt.seq if receipt else None,
+            "output": {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                       "chars": len(text)},
+        }, _idem_key(thread_id, call_id, "outcome"))
+        return self._append([event], 1)[0]
+
+    def _audit_args(self, tool: str, args: Any) -> Any:
+        spec = self.policy.tools.get(tool)
+        if self.audit is None or spec is None or not spec.audit.hash_only \
+                or not isinstance(args, Mapping):
+            return args
+        hidden = set(spec.audit.hash_only)
+        return {k: self.audit.keyed_hash(v) if k in hidden else v for k, v in args.items()}
+
+    def _append(self, events: list[Any], count: int) -> tuple[Receipt | None, ...]:
+        assert self.audit is not None
+        try:
+            return tuple(self.audit.append(events))
+        except AuditError as exc:
+            if not self.audit_fail_open:
+                raise
+            message = AUDIT_FAIL_OPEN_WARNING.format(error=exc)
+            logger.error(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+            return (None,) * count
+
     # -- what surfaces say -------------------------------------------------------
 
     def refusal_message(self, decision: Decision) -> str:
@@ -245,6 +367,13 @@ class Guard:
             msg = f"on_deny must be one of {_ON_DENY}, not {mode!r}"
             raise ConfigurationError(msg)
         return [GuardedTool.wrap(t, guard=self, persona=persona, on_deny=mode) for t in tools]
+
+
+def _idem_key(thread_id: str | None, call_id: str | None, phase: str) -> str | None:
+    """Idempotency key of a call's record; none without a thread (no resume possible)."""
+    if thread_id is None or call_id is None:
+        return None
+    return json.dumps([thread_id, call_id, phase])
 
 
 def _delta(decisions: Sequence[Decision]) -> SecurityState:

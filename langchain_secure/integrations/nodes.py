@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.messages import ToolMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
+from langgraph.errors import GraphBubbleUp
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallWrapper
 from langgraph.runtime import Runtime
@@ -16,6 +19,9 @@ from langgraph.runtime import Runtime
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
 from langchain_secure.policy.engine import Action, Decision
+
+if TYPE_CHECKING:
+    from langchain_secure.audit.log import Receipt
 
 __all__ = ["NO_THREAD_MESSAGE", "GuardedToolNode"]
 
@@ -30,14 +36,20 @@ NO_THREAD_MESSAGE = (
 UNAVAILABLE_TOOL_MESSAGE = "Error: tool {tool!r} is not available."
 """What the model sees when it calls a tool the policy allows but the node lacks."""
 
-# Decisions of the batch being run, by identity of the tool-call dict. ToolNode runs
+@dataclass(frozen=True)
+class _Batch:
+    """What the calls of one node run share: decisions and audit receipts by call."""
+
+    decisions: dict[int, tuple[Decision, Receipt | None]]
+    thread_id: str | None
+
+
+# The batch being run. Keys are the identity of the tool-call dicts: ToolNode runs
 # each call in a copied context (thread pool or asyncio task), so every _run_one of
 # the batch sees the value set around it, and concurrent batches never mix.
-_BATCH: ContextVar[dict[int, Decision] | None] = ContextVar(
-    "langchain_secure_batch", default=None
-)
+_BATCH: ContextVar[_Batch | None] = ContextVar("langchain_secure_batch", default=None)
 
-_MISSING = Decision(Action.DENY, "guard.internal", "the call was not decided", "", "")
+_MISSING = (Decision(Action.DENY, "guard.internal", "the call was not decided", "", ""), None)
 
 
 class GuardedToolNode(ToolNode):
@@ -126,7 +138,7 @@ class GuardedToolNode(ToolNode):
     # -- the batch: decide everything first, then let ToolNode run it ---------------
 
     def _begin(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]
-               ) -> tuple[dict[int, Decision], dict[str, Any] | None]:
+               ) -> tuple[_Batch, dict[str, Any] | None]:
         calls, _ = self._parse_input(input)
         sent = isinstance(input, dict) and input.get("__type") == "tool_call_with_context"
         container = input.get("state") if sent else input
@@ -136,7 +148,8 @@ class GuardedToolNode(ToolNode):
             security = getattr(container, self.security_key, None)
         prior = self._earlier_in_turn(container, calls[0]) if sent else []
         configurable = config.get("configurable") or {}
-        if security is None and configurable.get("thread_id") is None:
+        thread_id = configurable.get("thread_id")
+        if security is None and thread_id is None:
             # one shared memory for every caller would let one user's reads hold,
             # or spend the budget of, another's calls
             raise ConfigurationError(NO_THREAD_MESSAGE.format(key=self.security_key))
@@ -144,16 +157,31 @@ class GuardedToolNode(ToolNode):
             calls,
             persona=self.guard.resolve_persona(config, runtime.context, fixed=self.persona),
             state=security,
-            thread_id=configurable.get("thread_id"),
+            thread_id=thread_id,
             prior=prior,
         )
+        # sealed before anything runs; an AuditError here means nothing runs
+        receipts = self.guard.seal(calls, check.decisions, thread_id=thread_id,
+                                   message=self._asking_message(container, calls[0]))
         if self.on_deny == "raise":
             refused = next((d for d in check.decisions if not d.allowed), None)
             if refused is not None:
                 raise self.guard.refusal_error(refused)
-        by_call = {id(call): d for call, d in zip(calls, check.decisions, strict=True)}
+        batch = _Batch({id(call): (d, r) for call, d, r
+                        in zip(calls, check.decisions, receipts, strict=True)}, thread_id)
         update = {self.security_key: check.delta} if security is not None else None
-        return by_call, update
+        return batch, update
+
+    def _asking_message(self, state: Any, call: Any) -> AIMessage | None:
+        """The AI message holding ``call`` (for the intent record)."""
+        messages = state if isinstance(state, list) else (
+            state.get(self._messages_key) if isinstance(state, dict)
+            else getattr(state, self._messages_key, None)) or []
+        for message in reversed(messages):
+            if isinstance(message, AIMessage) and any(
+                    c.get("id") == call.get("id") for c in message.tool_calls):
+                return message
+        return None
 
     def _earlier_in_turn(self, state: Any, call: Any) -> list[Any]:
         """With one ``Send`` per call, the calls of the same turn that come first.
@@ -179,8 +207,8 @@ class GuardedToolNode(ToolNode):
         return [*output, update]
 
     def _func(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
-        by_call, update = self._begin(input, config, runtime)
-        token = _BATCH.set(by_call)
+        batch, update = self._begin(input, config, runtime)
+        token = _BATCH.set(batch)
         try:
             output = super()._func(input, config, runtime)
         finally:
@@ -188,8 +216,11 @@ class GuardedToolNode(ToolNode):
         return self._finish(output, update)
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
-        by_call, update = self._begin(input, config, runtime)
-        token = _BATCH.set(by_call)
+        if self.guard.audit is None:
+            batch, update = self._begin(input, config, runtime)
+        else:  # sealing commits to disk: keep it off the event loop
+            batch, update = await asyncio.to_thread(self._begin, input, config, runtime)
+        token = _BATCH.set(batch)
         try:
             output = await super()._afunc(input, config, runtime)
         finally:
@@ -198,9 +229,24 @@ class GuardedToolNode(ToolNode):
 
     # -- one call -----------------------------------------------------------------
 
-    def _decision(self, call: Any) -> Decision:
-        by_call = _BATCH.get()
-        return (by_call or {}).get(id(call), _MISSING)
+    @staticmethod
+    def _lookup(call: Any) -> tuple[Decision, Receipt | None, str | None]:
+        batch = _BATCH.get()
+        if batch is None:
+            return (*_MISSING, None)
+        decision, receipt = batch.decisions.get(id(call), _MISSING)
+        return decision, receipt, batch.thread_id
+
+    def _record(self, call: Any, receipt: Receipt | None, thread_id: str | None,
+                output: Any) -> None:
+        if isinstance(output, ToolMessage):
+            status, content = output.status, output.content
+        elif isinstance(output, list):
+            status, content = "success", [getattr(o, "content", str(o)) for o in output]
+        else:
+            status, content = "success", str(output)
+        self.guard.record_outcome(call, receipt, thread_id=thread_id, status=status,
+                                  output=content)
 
     def _refusal(self, call: Any, decision: Decision) -> ToolMessage:
         return ToolMessage(
@@ -212,17 +258,35 @@ class GuardedToolNode(ToolNode):
 
     def _run_one(self, call: Any, input_type: Literal["list", "dict", "tool_calls"],
                  tool_runtime: Any) -> Any:
-        decision = self._decision(call)
+        decision, receipt, thread_id = self._lookup(call)
         if not decision.allowed:
             return self._refusal(call, decision)
-        return super()._run_one(call, input_type, tool_runtime)
+        try:
+            output = super()._run_one(call, input_type, tool_runtime)
+        except GraphBubbleUp:
+            raise  # an interrupt: the call re-runs on resume and is recorded then
+        except Exception as exc:
+            self.guard.record_outcome(call, receipt, thread_id=thread_id, status="raised",
+                                      output=repr(exc))
+            raise
+        self._record(call, receipt, thread_id, output)
+        return output
 
     async def _arun_one(self, call: Any, input_type: Literal["list", "dict", "tool_calls"],
                         tool_runtime: Any) -> Any:
-        decision = self._decision(call)
+        decision, receipt, thread_id = self._lookup(call)
         if not decision.allowed:
             return self._refusal(call, decision)
-        return await super()._arun_one(call, input_type, tool_runtime)
+        try:
+            output = await super()._arun_one(call, input_type, tool_runtime)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            await asyncio.to_thread(self.guard.record_outcome, call, receipt,
+                                    thread_id=thread_id, status="raised", output=repr(exc))
+            raise
+        await asyncio.to_thread(self._record, call, receipt, thread_id, output)
+        return output
 
     def _validate_tool_call(self, call: Any) -> ToolMessage | None:
         # ToolNode's own message lists every registered tool, including ones the

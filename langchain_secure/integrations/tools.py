@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
+from langgraph.errors import GraphBubbleUp
 from pydantic import ConfigDict, Field, PrivateAttr
 
 if TYPE_CHECKING:
@@ -74,7 +76,8 @@ class GuardedTool(BaseTool):
         return wrapped
 
     def _decide(self, tool_input: str | dict[str, Any], config: RunnableConfig | None,
-                tool_call_id: str | None) -> Decision:
+                tool_call_id: str | None) -> tuple[Decision, Any, str | None, dict[str, Any]]:
+        """Decide and seal one call: (decision, receipt, thread id, the call)."""
         if isinstance(tool_input, dict):
             args: Any = {k: v for k, v in tool_input.items() if k not in self._injected}
         else:
@@ -82,12 +85,19 @@ class GuardedTool(BaseTool):
             args = {names[0]: tool_input} if len(names) == 1 else tool_input
         guard: Guard = self.guard
         configurable = (config or {}).get("configurable") or {}
-        check = guard.check_batch(
-            [{"name": self.name, "args": args, "id": tool_call_id}],
-            persona=guard.resolve_persona(config, fixed=self.persona),
-            thread_id=configurable.get("thread_id"),
-        )
-        return check.decisions[0]
+        thread_id = configurable.get("thread_id")
+        call = {"name": self.name, "args": args, "id": tool_call_id}
+        check = guard.check_batch([call], persona=guard.resolve_persona(config, fixed=self.persona),
+                                  thread_id=thread_id)
+        [receipt] = guard.seal([call], check.decisions, thread_id=thread_id)
+        return check.decisions[0], receipt, thread_id, call
+
+    def _record(self, call: dict[str, Any], receipt: Any, thread_id: str | None,
+                output: Any) -> None:
+        status = getattr(output, "status", "success")
+        content = getattr(output, "content", output)
+        self.guard.record_outcome(call, receipt, thread_id=thread_id, status=status,
+                                  output=content)
 
     def _refuse(self, decision: Decision, tool_call_id: str | None) -> Any:
         guard: Guard = self.guard
@@ -102,22 +112,41 @@ class GuardedTool(BaseTool):
     def run(self, tool_input: str | dict[str, Any], *args: Any,
             config: RunnableConfig | None = None, tool_call_id: str | None = None,
             **kwargs: Any) -> Any:
-        """Decide the call, then run the original tool if it is allowed."""
-        decision = self._decide(tool_input, config, tool_call_id)
+        """Decide and seal the call, then run the original tool if it is allowed."""
+        decision, receipt, thread_id, call = self._decide(tool_input, config, tool_call_id)
         if not decision.allowed:
             return self._refuse(decision, tool_call_id)
-        return self.inner.run(tool_input, *args, config=config, tool_call_id=tool_call_id,
-                              **kwargs)
+        try:
+            output = self.inner.run(tool_input, *args, config=config,
+                                    tool_call_id=tool_call_id, **kwargs)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            self.guard.record_outcome(call, receipt, thread_id=thread_id, status="raised",
+                                      output=repr(exc))
+            raise
+        self._record(call, receipt, thread_id, output)
+        return output
 
     async def arun(self, tool_input: str | dict[str, Any], *args: Any,
                    config: RunnableConfig | None = None, tool_call_id: str | None = None,
                    **kwargs: Any) -> Any:
         """Async :meth:`run`."""
-        decision = self._decide(tool_input, config, tool_call_id)
+        decision, receipt, thread_id, call = await asyncio.to_thread(
+            self._decide, tool_input, config, tool_call_id)
         if not decision.allowed:
             return self._refuse(decision, tool_call_id)
-        return await self.inner.arun(tool_input, *args, config=config,
-                                     tool_call_id=tool_call_id, **kwargs)
+        try:
+            output = await self.inner.arun(tool_input, *args, config=config,
+                                           tool_call_id=tool_call_id, **kwargs)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            await asyncio.to_thread(self.guard.record_outcome, call, receipt,
+                                    thread_id=thread_id, status="raised", output=repr(exc))
+            raise
+        await asyncio.to_thread(self._record, call, receipt, thread_id, output)
+        return output
 
     def _run(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - run() is overridden
         raise NotImplementedError("GuardedTool runs through run()/arun()")

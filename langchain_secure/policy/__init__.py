@@ -21,6 +21,7 @@ from langchain_secure.policy.model import (
     PersonaSpec,
     PersonaToolSpec,
     Policy,
+    ToolAuditSpec,
     ToolSpec,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "PersonaToolSpec",
     "Policy",
     "PolicyEngine",
+    "ToolAuditSpec",
     "ToolSpec",
     "Violation",
     "load_policy",

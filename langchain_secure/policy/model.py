@@ -52,6 +52,7 @@ __all__ = [
     "PersonaSpec",
     "PersonaToolSpec",
     "Policy",
+    "ToolAuditSpec",
     "ToolSpec",
 ]
 
@@ -154,6 +155,21 @@ class ApprovalSpec(_Model):
         return self
 
 
+class ToolAuditSpec(_Model):
+    """How a tool's calls are written to the audit log.
+
+    Example:
+        ```python
+        from langchain_secure.policy import ToolAuditSpec
+
+        ToolAuditSpec.model_validate({"hash_only": ["password", "api_key"]})
+        ```
+    """
+
+    hash_only: list[str] = Field(default_factory=list)
+    """Arguments stored only as a keyed hash (HMAC-SHA256), never in clear."""
+
+
 class ToolSpec(_Model):
     """What the policy says about one tool, whichever persona calls it.
 
@@ -181,6 +197,7 @@ class ToolSpec(_Model):
     """Whether arguments without a constraint may be passed."""
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
     max_calls_per_thread: int | None = Field(default=None, ge=0)
+    audit: ToolAuditSpec = Field(default_factory=ToolAuditSpec)
 
     @field_validator("labels")
     @classmethod

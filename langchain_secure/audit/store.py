@@ -1,0 +1,71 @@
+"""What an audit store must do, whatever holds the records.
+
+A store keeps records in sequence order and assigns the chain: inside one
+durable transaction it reads the head, gives each new record the next sequence
+number and its chained hash, and commits. A record whose idempotency key is
+already present is not written again; the stored one is returned instead, so a
+graph node that re-runs after an interrupt never duplicates its records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from langchain_secure.audit.chain import Checkpoint
+
+__all__ = ["AuditStore", "PendingRecord", "StoredRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    """A record on its way in: canonical JSON and an optional idempotency key."""
+
+    data: bytes
+    idem_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record as stored: its place in the chain and its canonical JSON."""
+
+    seq: int
+    prev_hash: bytes
+    hash: bytes
+    data: bytes
+    idem_key: str | None = None
+
+
+@runtime_checkable
+class AuditStore(Protocol):
+    """Where audit records and checkpoints live (SQLite, PostgreSQL, JSONL)."""
+
+    @property
+    def log_id(self) -> str:
+        """The log's identity, fixed when the store was created."""
+        ...
+
+    def append(self, records: Sequence[PendingRecord]) -> list[StoredRecord]:
+        """Chain and durably commit ``records`` in one transaction, in order."""
+        ...
+
+    def records(self, start: int = 1, end: int | None = None) -> Iterator[StoredRecord]:
+        """Stored records with ``start <= seq <= end``, in stored ``seq`` order."""
+        ...
+
+    def head(self) -> StoredRecord | None:
+        """The record with the highest sequence number."""
+        ...
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        """Store a checkpoint; False if one starting at the same record exists."""
+        ...
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """All checkpoints, ordered by their first record."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
