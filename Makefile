@@ -23,7 +23,7 @@ $(VENV)/.demo-stamp: pyproject.toml | $(BIN)/python
 # torch==2.13.0 goes in the same pip command as llm-guard, so pip takes the local CPU
 # build instead of resolving a CUDA build from the index.
 $(VENV)/.test-stamp: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard]" --group dev
+	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard,postgres]" --group dev
 	@touch $@ $(VENV)/.demo-stamp
 
 demo: $(VENV)/.demo-stamp
@@ -39,8 +39,9 @@ lint: $(VENV)/.test-stamp
 	$(BIN)/ruff check langchain_secure tests benchmarks
 	$(BIN)/mypy
 
-bench: $(VENV)/.demo-stamp
+bench: $(VENV)/.test-stamp
 	$(BIN)/python benchmarks/bench_policy.py
+	$(BIN)/python benchmarks/bench_audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

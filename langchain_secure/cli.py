@@ -4,11 +4,20 @@
 langchain-secure policy check FILE [FILE ...]
 langchain-secure policy explain FILE --persona P --tool T --args JSON [--labels L ...]
                                      [--calls TOOL=N ...] [--json]
+langchain-secure audit keygen PATH
+langchain-secure audit verify STORE [--key PUBLIC_KEY ...]
+langchain-secure audit show STORE [--thread ID] [--limit N]
+langchain-secure audit proof STORE SEQ
+langchain-secure audit check-proof PROOF --key PUBLIC_KEY
+langchain-secure audit export STORE [--out FILE]
+langchain-secure audit import EXPORT TARGET
 langchain-secure demo
 ```
 
-Exit codes: 0 success; 2 a policy or an argument is invalid (errors go to stderr,
-one located problem per line).
+STORE is a SQLite file, a ``.jsonl`` export, or a ``postgresql://`` URL.
+
+Exit codes: 0 success; 1 an audit log or proof failed verification; 2 invalid
+input (a policy, an argument, a missing file; errors go to stderr).
 """
 
 from __future__ import annotations
@@ -17,11 +26,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 __all__ = ["main"]
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 
@@ -54,7 +64,37 @@ def _parser() -> argparse.ArgumentParser:
                          help="calls that already ran in the thread, per tool")
     explain.add_argument("--json", action="store_true", help="print the decision as JSON")
 
-    commands.add_parser("demo", help="run the offline demo")
+    audit = commands.add_parser("audit", help="keys, verification and reading of audit logs")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True,
+                                          metavar="SUBCOMMAND")
+    keygen = audit_commands.add_parser("keygen", help="create an Ed25519 signing key pair")
+    keygen.add_argument("path", metavar="PATH", help="private key file (public: *.pub.pem)")
+    verify = audit_commands.add_parser("verify", help="prove a log was not changed")
+    verify.add_argument("store", metavar="STORE")
+    verify.add_argument("--key", action="append", default=[], metavar="PUBLIC_KEY",
+                        help="trusted public key (repeatable); default: the .pub.pem "
+                             "beside a SQLite log")
+    show = audit_commands.add_parser("show", help="print records as a table")
+    show.add_argument("store", metavar="STORE")
+    show.add_argument("--thread", help="only this thread")
+    show.add_argument("--limit", type=int, default=0, help="only the last N records")
+    proof = audit_commands.add_parser("proof", help="print the inclusion proof of a record")
+    proof.add_argument("store", metavar="STORE")
+    proof.add_argument("seq", type=int, metavar="SEQ")
+    check_proof = audit_commands.add_parser("check-proof", help="verify an inclusion proof")
+    check_proof.add_argument("proof", metavar="PROOF", help="a file written by 'audit proof'")
+    check_proof.add_argument("--key", action="append", required=True, metavar="PUBLIC_KEY")
+    export = audit_commands.add_parser("export", help="write a log as JSONL")
+    export.add_argument("store", metavar="STORE")
+    export.add_argument("--out", metavar="FILE", help="default: standard output")
+    import_ = audit_commands.add_parser("import", help="restore a JSONL export into a new "
+                                                       "SQLite file or an empty PostgreSQL")
+    import_.add_argument("export", metavar="EXPORT")
+    import_.add_argument("target", metavar="TARGET")
+
+    demo = commands.add_parser("demo", help="run the offline demo")
+    demo.add_argument("--audit-dir", default="demo-audit", metavar="DIR",
+                      help="where the demo keeps its audit log (default: demo-audit)")
     return parser
 
 
@@ -67,7 +107,15 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     if args.command == "demo":
         from langchain_secure.demo import run_demo
 
-        return run_demo(out=out)
+        return run_demo(out=out, audit_dir=args.audit_dir)
+    if args.command == "audit":
+        from langchain_secure.errors import AuditError
+
+        try:
+            return _audit(args, out, err)
+        except (AuditError, OSError, ValueError) as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_INVALID
     if args.policy_command == "check":
         return _check(args.files, out, err)
     return _explain(args, out, err)
@@ -134,6 +182,111 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if decision.labels:
             print(f"labels:   {', '.join(decision.labels)}", file=out)
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pathlib import Path
+
+    from langchain_secure.audit import (
+        InclusionProof,
+        build_proof,
+        export_jsonl,
+        open_store,
+        verify_log,
+    )
+    from langchain_secure.audit.chain import key_id, load_public_key, write_keypair
+
+    command = args.audit_command
+    if command == "keygen":
+        private_path, public_path = write_keypair(args.path)
+        print(f"private key: {private_path} (keep it secret; mode 0600)", file=out)
+        print(f"public key:  {public_path} (give it to whoever verifies the log)", file=out)
+        return EXIT_OK
+    if command == "check-proof":
+        given = InclusionProof.from_json(json.loads(Path(args.proof).read_text("utf-8")))
+        failure = given.verify([load_public_key(k) for k in args.key])
+        if failure is not None:
+            print(f"FAILED: {failure}", file=out)
+            return EXIT_FAILED
+        cp = given.checkpoint
+        print(f"ok: record {given.seq} is covered by checkpoint {cp.start}..{cp.end} signed "
+              f"by key {cp.key_id}", file=out)
+        return EXIT_OK
+    if command == "import":
+        source = open_store(args.export)
+        if args.target.startswith(("postgresql://", "postgres://")):
+            from langchain_secure.audit.postgres import PostgresAuditStore
+
+            PostgresAuditStore.restore(args.target, source)
+        else:
+            from langchain_secure.audit.sqlite import SQLiteAuditStore
+
+            SQLiteAuditStore.restore(args.target, source).close()
+        print(f"imported log {source.log_id} into {args.target}", file=out)
+        return EXIT_OK
+
+    store = open_store(args.store)
+    try:
+        if command == "verify":
+            keys = list(args.key)
+            beside = Path(str(args.store) + ".key.pub.pem")
+            if not keys and beside.exists():
+                keys = [str(beside)]
+                print(f"note: using {beside}, which sits beside the log; pass --key with a "
+                      "copy kept elsewhere to rule out a replaced key", file=err)
+            public = [load_public_key(k) for k in keys]
+            report = verify_log(store, public)
+            for warning in report.warnings:
+                print(f"warning: {warning}", file=err)
+            if not report.ok:
+                for problem in report.problems:
+                    print(f"FAILED: {problem}", file=out)
+                return EXIT_FAILED
+            signers = ", ".join(key_id(k) for k in public) or "no key"
+            print(f"ok: {report.records} records, {report.checkpoints} checkpoints, signed "
+                  f"through record {report.signed_through} ({signers})", file=out)
+            return EXIT_OK
+        if command == "show":
+            print(_audit_table(store, args.thread, args.limit), file=out)
+            return EXIT_OK
+        if command == "proof":
+            proof = build_proof(store, args.seq)
+            if proof is None:
+                print(f"error: no checkpoint covers record {args.seq} yet (a writer signs one "
+                      "every N records and on close)", file=err)
+                return EXIT_INVALID
+            print(json.dumps(proof.to_json(), indent=2), file=out)
+            return EXIT_OK
+        # export
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                count = export_jsonl(store, handle)
+            print(f"exported {count} records to {args.out}", file=err)
+        else:
+            export_jsonl(store, out)
+        return EXIT_OK
+    finally:
+        store.close()
+
+
+def _audit_table(store: Any, thread: str | None, limit: int) -> str:
+    rows = []
+    for record in store.records():
+        data = json.loads(record.data)
+        if thread is not None and data.get("thread_id") != thread:
+            continue
+        decision = data.get("decision") or {}
+        result = decision.get("action") or data.get("status") or ""
+        rows.append([str(record.seq), data.get("ts", "")[:19].replace("T", " "),
+                     data.get("kind", ""), str(data.get("thread_id") or "-"),
+                     str(data.get("tool") or "-"), str(data.get("persona") or "-"),
+                     result, decision.get("rule", "")])
+    if limit:
+        rows = rows[-limit:]
+    from langchain_secure._format import format_table
+
+    header = ["seq", "time (UTC)", "kind", "thread", "tool", "persona", "result", "rule"]
+    return format_table([header, *rows])
 
 
 if __name__ == "__main__":  # pragma: no cover

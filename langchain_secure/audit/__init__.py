@@ -13,7 +13,7 @@ Example:
 
 from langchain_secure.audit.chain import Checkpoint, InclusionProof
 from langchain_secure.audit.jsonl import JsonlAuditStore, export_jsonl
-from langchain_secure.audit.log import AuditEvent, AuditLog, Receipt
+from langchain_secure.audit.log import AuditEvent, AuditLog, Receipt, build_proof, open_store
 from langchain_secure.audit.sqlite import SQLiteAuditStore
 from langchain_secure.audit.store import AuditStore, PendingRecord, StoredRecord
 from langchain_secure.audit.verify import VerifyProblem, VerifyReport, verify_log
@@ -31,6 +31,8 @@ __all__ = [
     "StoredRecord",
     "VerifyProblem",
     "VerifyReport",
+    "build_proof",
     "export_jsonl",
+    "open_store",
     "verify_log",
 ]

@@ -76,11 +76,23 @@ def _split(n: int) -> int:
 
 
 def merkle_root(hashes: Sequence[bytes]) -> bytes:
-    """RFC 6962 Merkle tree hash of a non-empty list of record hashes."""
+    """RFC 6962 Merkle tree hash of a non-empty list of record hashes.
+
+    Built bottom-up, pairing neighbours and promoting an unpaired last node: the
+    same tree as RFC 6962's recursive split at the largest power of two, without
+    the slicing (verification computes one root per checkpoint).
+    """
     if not hashes:
         raise ValueError("a Merkle tree needs at least one leaf")
-    level = [_leaf(h) for h in hashes]
-    return _subtree(level)
+    sha256 = hashlib.sha256
+    level = [sha256(b"\x00" + h).digest() for h in hashes]
+    while len(level) > 1:
+        paired = [sha256(b"\x01" + level[i] + level[i + 1]).digest()
+                  for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
 
 
 def _subtree(leaves: Sequence[bytes]) -> bytes:

@@ -34,7 +34,44 @@ from langchain_secure.audit.chain import (
 from langchain_secure.audit.store import AuditStore, PendingRecord, StoredRecord
 from langchain_secure.errors import AuditError, ConfigurationError
 
-__all__ = ["AuditEvent", "AuditLog", "Receipt"]
+__all__ = ["AuditEvent", "AuditLog", "Receipt", "build_proof", "open_store"]
+
+
+def open_store(spec: str | os.PathLike[str]) -> AuditStore:
+    """Open a store by name: ``postgresql://...``, a ``.jsonl`` export, or a SQLite file.
+
+    Raises:
+        AuditError: A file that does not exist (it is not created here).
+    """
+    text = os.fspath(spec)
+    if text.startswith(("postgresql://", "postgres://")):
+        from langchain_secure.audit.postgres import PostgresAuditStore
+
+        return PostgresAuditStore(text)
+    if not Path(text).exists():
+        raise AuditError(f"{text}: no such audit log")
+    if text.endswith(".jsonl"):
+        from langchain_secure.audit.jsonl import JsonlAuditStore
+
+        return JsonlAuditStore(text)
+    from langchain_secure.audit.sqlite import SQLiteAuditStore
+
+    return SQLiteAuditStore(text)
+
+
+def build_proof(store: AuditStore, seq: int) -> InclusionProof | None:
+    """The inclusion proof of record ``seq`` under the checkpoint covering it, if any."""
+    cp = next((c for c in store.checkpoints() if c.start <= seq <= c.end), None)
+    if cp is None:
+        return None
+    records = list(store.records(cp.start, cp.end))
+    if len(records) != cp.end - cp.start + 1:
+        raise AuditError(f"records {cp.start}..{cp.end} are incomplete; run audit verify")
+    target = records[seq - cp.start]
+    path = inclusion_path([r.hash for r in records], seq - cp.start)
+    return InclusionProof(seq=seq, prev_hash=target.prev_hash.hex(),
+                          data=target.data.decode("utf-8"),
+                          path=tuple(p.hex() for p in path), checkpoint=cp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,17 +271,13 @@ class AuditLog:
         Raises:
             AuditError: There is no record ``seq``.
         """
-        cp = next((c for c in self.store.checkpoints() if c.start <= seq <= c.end), None)
-        if cp is None:
-            cp = self.checkpoint()
-            if cp is None or not cp.start <= seq <= cp.end:
-                raise AuditError(f"there is no record {seq}")
-        records = list(self.store.records(cp.start, cp.end))
-        target = records[seq - cp.start]
-        path = inclusion_path([r.hash for r in records], seq - cp.start)
-        return InclusionProof(seq=seq, prev_hash=target.prev_hash.hex(),
-                              data=target.data.decode("utf-8"),
-                              path=tuple(p.hex() for p in path), checkpoint=cp)
+        found = build_proof(self.store, seq)
+        if found is None:
+            self.checkpoint()
+            found = build_proof(self.store, seq)
+        if found is None:
+            raise AuditError(f"there is no record {seq}")
+        return found
 
     def close(self) -> None:
         """Sign a final checkpoint and close the store."""

@@ -119,11 +119,13 @@ class SQLiteAuditStore:
         reader = sqlite3.connect(self.path, isolation_level=None)
         try:
             cursor = reader.execute(
-                "SELECT seq, prev_hash, hash, data, idem_key FROM audit_records "
+                "SELECT seq, prev_hash, hash, CAST(data AS BLOB), idem_key FROM audit_records "
                 "WHERE seq >= ? AND seq <= ? ORDER BY seq",
                 (start, end if end is not None else 2**62))
-            for seq, prev, digest, data, idem in cursor:
-                yield StoredRecord(seq, bytes(prev), bytes(digest), data.encode("utf-8"), idem)
+            cursor.arraysize = 10000
+            while batch := cursor.fetchmany():
+                for seq, prev, digest, data, idem in batch:
+                    yield StoredRecord(seq, prev, digest, data, idem)
         finally:
             reader.close()
 

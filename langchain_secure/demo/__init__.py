@@ -6,11 +6,18 @@ was asked, or tricked, into each action; a :class:`~langchain_secure.GuardedTool
 decides every call against the embedded policy (``demo/policy.yaml``). Nothing
 leaves the machine and the output is the same on every run.
 
+Every decision is sealed in a tamper-evident audit log (``demo-audit/audit.db``
+by default, kept after the run with its signing key) before the call runs; the
+demo prints the trail and verifies it. Edit a record by hand and run
+``langchain-secure audit verify demo-audit/audit.db`` to see the edit caught.
+
 The demo checks itself: it exits 1 if any decision differs from the expected one.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -25,6 +32,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import tools_condition
 
+from langchain_secure._format import format_table
+from langchain_secure.audit import AuditLog, SQLiteAuditStore, verify_log
 from langchain_secure.guard import Guard
 from langchain_secure.integrations.nodes import GuardedToolNode
 from langchain_secure.policy.engine import Decision
@@ -117,6 +126,31 @@ def _graph(guard: Guard, tools: list[BaseTool], steps: list[Any]) -> Any:
     return builder.compile(checkpointer=InMemorySaver())
 
 
+def _show_audit(path: Path, audit: AuditLog, out: TextIO) -> int:
+    """Print the trail (without timestamps, so runs compare equal) and verify it."""
+    import json
+
+    store = SQLiteAuditStore(path)
+    rows = [["seq", "kind", "thread", "tool", "result", "rule"]]
+    for record in store.records():
+        data = json.loads(record.data)
+        decision = data.get("decision") or {}
+        rows.append([str(record.seq), data["kind"], data["thread_id"], data["tool"],
+                     decision.get("action") or data.get("status", ""),
+                     decision.get("rule", "")])
+    report = verify_log(store, [audit.public_key])
+    store.close()
+    print(f"\nAudit trail, each intent sealed before its call ran ({path}):\n", file=out)
+    print(format_table(rows), file=out)
+    verdict = (f"ok: {report.records} records, signed through record {report.signed_through}"
+               if report.ok else f"FAILED: {report.first_bad}")
+    print(f"\naudit verify: {verdict}", file=out)
+    print(f"Edit a record (e.g. sqlite3 {path} \"UPDATE audit_records SET data = "  # noqa: S608
+          f"replace(data, 'deny', 'allow') WHERE seq = 3\") and run: "
+          f"langchain-secure audit verify {path}", file=out)
+    return 0 if report.ok else 1
+
+
 def _substitute(value: Any, workspace: str) -> Any:
     if isinstance(value, str):
         return value.replace("${WORKSPACE}", workspace)
@@ -127,17 +161,21 @@ def _substitute(value: Any, workspace: str) -> Any:
     return value
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def run_demo(out: TextIO | None = None, *,
+             audit_dir: str | os.PathLike[str] = "demo-audit") -> int:
+    """Run every scenario, print the decisions and the audit trail; 0 when all are as expected.
 
-
-def run_demo(out: TextIO | None = None) -> int:
-    """Run every scenario, print the decisions as a table; 0 when all are as expected."""
+    Args:
+        out: Where to print.
+        audit_dir: Directory for the audit log and its key (replaced on each run).
+    """
     out = out or sys.stdout
+    audit_dir = Path(audit_dir)
+    if audit_dir.exists():
+        shutil.rmtree(audit_dir)
+    audit_dir.mkdir(parents=True)
+    audit_path = audit_dir / "audit.db"
+    audit = AuditLog(audit_path)
     template = files("langchain_secure.demo").joinpath("policy.yaml").read_text("utf-8")
     with tempfile.TemporaryDirectory(prefix="lcs-demo-") as tmp:
         workspace = Path(tmp).resolve()
@@ -149,7 +187,7 @@ def run_demo(out: TextIO | None = None) -> int:
         (workspace / "secrets" / ".env").write_text("API_KEY=not-for-agents\n", "utf-8")
         ws = str(workspace)
         guard = Guard(load_policy_text(template.replace("${WORKSPACE}", ws),
-                                       filename="demo/policy.yaml"))
+                                       filename="demo/policy.yaml"), audit=audit)
         outbox: list[dict[str, str]] = []
         tools = _tools(workspace, outbox)
         seen: list[Decision] = []
@@ -173,12 +211,14 @@ def run_demo(out: TextIO | None = None) -> int:
                              d.rule, d.reason.replace(ws, "<workspace>")])
 
     print("langchain-secure demo: a guarded LangGraph agent, persona 'analyst'\n", file=out)
-    print(_table(rows), file=out)
+    print(format_table(rows), file=out)
     counts = {a: sum(d.action.value == a for d in seen)
               for a in ("allow", "deny", "require_approval")}
     print(f"\n{len(seen)} tool calls: {counts['allow']} allowed, {counts['deny']} denied, "
           f"{counts['require_approval']} held for approval; emails sent: {len(outbox)}",
           file=out)
+    audit.close()
+    failures += _show_audit(audit_path, audit, out)
     if failures:
         print(f"{failures} scenario(s) did not get the expected decisions", file=out)
         return 1

@@ -78,8 +78,8 @@ def test_explain_invalid_policy(tmp_path: Path) -> None:
     assert err.startswith(f"{bad}:1:1: personas: ")
 
 
-def test_demo_gets_every_expected_decision() -> None:
-    code, out, _ = run("demo")
+def test_demo_gets_every_expected_decision(tmp_path: Path) -> None:
+    code, out, _ = run("demo", "--audit-dir", str(tmp_path / "trail"))
     assert code == 0
     assert "7 tool calls: 2 allowed, 4 denied, 1 held for approval; emails sent: 0" in out
     assert out.rstrip().endswith("every scenario got the expected decision")
@@ -90,6 +90,18 @@ def test_demo_gets_every_expected_decision() -> None:
                          ("read_file", "DENY"), ("run_sql", "DENY"), ("read_file", "ALLOW"),
                          ("send_email", "DENY"), ("send_email", "REQUIRE_APPROVAL")]
     assert "lcs-demo-" not in out  # the temporary path is never printed
+    assert "audit verify: ok: 9 records, signed through record 9" in out
+    # the trail stays for a person to inspect, and verifies from the command line
+    db = tmp_path / "trail" / "audit.db"
+    assert run("audit", "verify", str(db))[:2] == (
+        0, f"ok: 9 records, 1 checkpoints, signed through record 9 "
+           f"({_key_id(tmp_path / 'trail' / 'audit.db.key.pub.pem')})\n")
+
+
+def _key_id(path: Path) -> str:
+    from langchain_secure.audit.chain import key_id, load_public_key
+
+    return key_id(load_public_key(path))
 
 
 def test_console_script_entry_point() -> None:
