@@ -32,7 +32,8 @@ if TYPE_CHECKING:
         PolicyIssue,
         ToolNotAllowedError,
     )
-    from langchain_secure.guard import BatchCheck, Guard
+    from langchain_secure.guard import BatchCheck, Guard, ReviewedCall
+    from langchain_secure.integrations.approval import ApprovalNode, approval_required
     from langchain_secure.integrations.nodes import GuardedToolNode
     from langchain_secure.integrations.tools import GuardedTool
     from langchain_secure.policy.engine import Action, Decision, PolicyEngine
@@ -48,6 +49,7 @@ __version__ = "0.1.0.dev0"
 
 _EXPORTS: dict[str, str] = {
     "Action": "langchain_secure.policy.engine",
+    "ApprovalNode": "langchain_secure.integrations.approval",
     "ApprovalRequiredError": "langchain_secure.errors",
     "BatchCheck": "langchain_secure.guard",
     "ConfigurationError": "langchain_secure.errors",
@@ -61,9 +63,11 @@ _EXPORTS: dict[str, str] = {
     "PolicyEngine": "langchain_secure.policy.engine",
     "PolicyError": "langchain_secure.errors",
     "PolicyIssue": "langchain_secure.errors",
+    "ReviewedCall": "langchain_secure.guard",
     "SecureMessagesState": "langchain_secure.state",
     "SecurityState": "langchain_secure.state",
     "ToolNotAllowedError": "langchain_secure.errors",
+    "approval_required": "langchain_secure.integrations.approval",
     "load_policy": "langchain_secure.policy.load",
     "load_policy_text": "langchain_secure.policy.load",
     "merge_security_state": "langchain_secure.state",
@@ -71,6 +75,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "Action",
+    "ApprovalNode",
     "ApprovalRequiredError",
     "BatchCheck",
     "ConfigurationError",
@@ -84,10 +89,12 @@ __all__ = [
     "PolicyEngine",
     "PolicyError",
     "PolicyIssue",
+    "ReviewedCall",
     "SecureMessagesState",
     "SecurityState",
     "ToolNotAllowedError",
     "__version__",
+    "approval_required",
     "load_policy",
     "load_policy_text",
     "merge_security_state",

@@ -38,6 +38,12 @@ if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
     from langchain_core.tools import BaseTool
 
+    from langchain_secure.approval import (
+        ActionRequest,
+        ApprovalRequest,
+        Approver,
+        ReviewConfig,
+    )
     from langchain_secure.audit.log import AuditLog, Receipt
 
 logger = logging.getLogger("langchain_secure")
@@ -48,7 +54,7 @@ AUDIT_FAIL_OPEN_WARNING = (
 MESSAGE_EXCERPT_CHARS = 4000
 """How much of the model message that asked for a call goes into its intent record."""
 
-__all__ = ["BatchCheck", "Guard", "OnDeny"]
+__all__ = ["BatchCheck", "Guard", "OnDeny", "ReviewedCall"]
 
 OnDeny = Literal["message", "raise"]
 """What a surface does with a refused call: tell the model, or raise."""
@@ -64,10 +70,32 @@ class BatchCheck:
         decisions: One decision per call, in order.
         delta: The security-state update for the calls allowed to run (a delta
             for :func:`~langchain_secure.merge_security_state`).
+        state: The thread's security state the batch was decided against.
     """
 
     decisions: tuple[Decision, ...]
     delta: SecurityState
+    state: SecurityState
+
+
+@dataclass(frozen=True)
+class ReviewedCall:
+    """What to do with one call of a batch after a person's review.
+
+    Attributes:
+        call: The call to run: the model's, or the reviewer's edit of it.
+        decision: The final decision (``ALLOW`` for approved calls).
+        refusal: The text the model sees when the call does not run, else None.
+    """
+
+    call: Mapping[str, Any]
+    decision: Decision
+    refusal: str | None = None
+
+    @property
+    def runs(self) -> bool:
+        """True when the call runs."""
+        return self.refusal is None
 
 
 class Guard:
@@ -170,19 +198,35 @@ class Guard:
                 nor counted.
         """
         if state is not None:
+            before = merge_security_state(state, None)
             decisions = self.engine.decide_batch(calls, persona, state, prior=prior)
             delta = _delta(decisions)
         else:
             with self._lock:
-                current: Mapping[str, Any] = self._threads.get(thread_id, {})
-                decisions = self.engine.decide_batch(calls, persona, current, prior=prior)
+                before = merge_security_state(self._threads.get(thread_id), None)
+                decisions = self.engine.decide_batch(calls, persona, before, prior=prior)
                 delta = _delta(decisions)
                 if delta["total_calls"]:
-                    self._threads[thread_id] = merge_security_state(current, delta)
+                    self._threads[thread_id] = merge_security_state(before, delta)
         for listener in self._listeners:
             for decision in decisions:
                 listener(decision)
-        return BatchCheck(tuple(decisions), delta)
+        return BatchCheck(tuple(decisions), delta, before)
+
+    def charge(self, thread_id: str | None, decisions: Sequence[Decision], *,
+               remember: bool = True) -> SecurityState:
+        """Count calls that will run after approval; returns their delta.
+
+        :meth:`check_batch` counts the calls it allows; calls a person approved
+        later are counted here: in the guard's memory when ``remember`` (no
+        graph state), and in the returned delta for graph state.
+        """
+        delta = _delta([d for d in decisions if d.allowed])
+        if remember and delta["total_calls"]:
+            with self._lock:
+                self._threads[thread_id] = merge_security_state(self._threads.get(thread_id),
+                                                                delta)
+        return delta
 
     def subscribe(self, listener: Callable[[Decision], None]) -> Callable[[], None]:
         """Call ``listener`` with every decision surfaces act on; returns an unsubscribe.
@@ -231,6 +275,156 @@ class Guard:
         # a persona that is not a string names no persona: never fall back to the
         # default for it (the empty name is denied as undefined)
         return persona if isinstance(persona, str) else ""
+
+    # -- approval ----------------------------------------------------------------------
+
+    def approval_request(self, calls: Sequence[Mapping[str, Any]],
+                         decisions: Sequence[Decision],
+                         receipts: Sequence[Receipt | None] | None = None) -> ApprovalRequest:
+        """The request a person reviews: the calls whose decision needs approval.
+
+        Its shape is LangChain's ``HITLRequest``; each action also names the tool
+        call id, rule, reason, persona, risk and the audit receipt of its intent.
+        """
+        from langchain_secure.approval import ALLOWED_DECISIONS
+
+        receipts = receipts or (None,) * len(calls)
+        actions: list[ActionRequest] = []
+        configs: list[ReviewConfig] = []
+        for call, decision, receipt in zip(calls, decisions, receipts, strict=True):
+            if not decision.needs_approval:
+                continue
+            args = call.get("args")
+            actions.append({
+                "name": decision.tool,
+                "args": dict(args) if isinstance(args, Mapping) else {},
+                "description": f"{decision.reason} (rule {decision.rule})",
+                "tool_call_id": decision.tool_call_id,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "persona": decision.persona,
+                "risk": None,
+                "receipt": ({"seq": receipt.seq, "hash": receipt.hash,
+                             "log_id": receipt.log_id} if receipt else None),
+            })
+            configs.append({"action_name": decision.tool,
+                            "allowed_decisions": list(ALLOWED_DECISIONS)})
+        return {"action_requests": actions, "review_configs": configs}
+
+    def apply_review(self, calls: Sequence[Mapping[str, Any]],
+                     decisions: Sequence[Decision], response: Any, *,
+                     persona: str | None, state: Mapping[str, Any] | None,
+                     thread_id: str | None) -> list[ReviewedCall]:
+        """Turn a person's decisions into what runs, deciding every edit again.
+
+        The whole batch is decided again with the reviewer's edits in place,
+        against the state it was first decided against. An edited call runs only
+        if the policy allows it now, or would hold it for approval (the reviewer
+        approved exactly that call); a denied edit is refused. A call that was
+        allowed before but is not after the edits (an edit changed the thread's
+        labels or budgets) is refused too: nobody reviewed it in that light.
+        Each review is written to the audit log with the reviewer's identity.
+
+        Args:
+            calls: The batch's calls, in order.
+            decisions: Their decisions from :meth:`check_batch`.
+            response: The resume value, ``{"decisions": [...], "reviewer": ...}``.
+            persona: The persona of the batch.
+            state: The state the batch was decided against.
+            thread_id: The conversation (for the audit trail).
+
+        Returns:
+            One :class:`ReviewedCall` per call, in order.
+
+        Raises:
+            ValueError: The response is malformed, has the wrong number of
+                decisions, or a decision type that is not allowed.
+        """
+        from langchain_secure.approval import (
+            ALLOWED_DECISIONS,
+            BAD_RESUME_MESSAGE,
+            DECISION_COUNT_MESSAGE,
+            DECISION_NOT_ALLOWED_MESSAGE,
+            REJECTED_MESSAGE,
+        )
+
+        pending = [i for i, d in enumerate(decisions) if d.needs_approval]
+        answers = response.get("decisions") if isinstance(response, Mapping) else None
+        if not isinstance(answers, list):
+            raise ValueError(BAD_RESUME_MESSAGE.format(got=response))
+        if len(answers) != len(pending):
+            raise ValueError(DECISION_COUNT_MESSAGE.format(got=len(answers),
+                                                           expected=len(pending)))
+        reviewer = response.get("reviewer")
+        reviewer = reviewer if isinstance(reviewer, str) else None
+        review: dict[int, Mapping[str, Any]] = {}
+        final_calls = [dict(c) if isinstance(c, Mapping) else c for c in calls]
+        for index, answer in zip(pending, answers, strict=True):
+            kind = answer.get("type") if isinstance(answer, Mapping) else None
+            if kind not in ALLOWED_DECISIONS:
+                raise ValueError(DECISION_NOT_ALLOWED_MESSAGE.format(
+                    type=kind, tool=decisions[index].tool, allowed=ALLOWED_DECISIONS))
+            if kind == "edit":
+                action = answer.get("edited_action")
+                if not (isinstance(action, Mapping) and isinstance(action.get("name"), str)
+                        and isinstance(action.get("args"), Mapping)):
+                    raise ValueError("an edit decision needs edited_action: {'name': str, "
+                                     "'args': {...}}")
+                final_calls[index] = {**final_calls[index], "name": action["name"],
+                                      "args": dict(action["args"])}
+            review[index] = answer
+        again = self.engine.decide_batch(final_calls, persona, state)
+        out: list[ReviewedCall] = []
+        for index, (call, first, now) in enumerate(zip(final_calls, decisions, again,
+                                                       strict=True)):
+            answer = review.get(index)
+            if first.denied:
+                out.append(ReviewedCall(call, first, self.refusal_message(first)))
+            elif answer is None:  # allowed without review: must still be allowed
+                out.append(ReviewedCall(call, now) if now.allowed
+                           else ReviewedCall(call, now, self.refusal_message(now)))
+            elif answer["type"] == "reject":
+                by = f" ({reviewer})" if reviewer else ""
+                why = f": {answer['message']}" if answer.get("message") else ""
+                rejected = Decision(Action.DENY, "approval.rejected",
+                                    f"rejected by {reviewer or 'a reviewer'}", first.tool,
+                                    first.persona, first.labels, first.tool_call_id)
+                out.append(ReviewedCall(call, rejected, REJECTED_MESSAGE.format(
+                    tool=first.tool, by=by, reason=why)))
+            elif now.denied:
+                out.append(ReviewedCall(call, now, self.refusal_message(now)))
+            else:
+                verb = "approved" if answer["type"] == "approve" else "edited"
+                approved = Decision(Action.ALLOW, now.rule,
+                                    f"{verb} by {reviewer or 'a reviewer'}",
+                                    now.tool, now.persona, now.labels, first.tool_call_id)
+                out.append(ReviewedCall(call, approved))
+        self._audit_reviews(pending, review, out, reviewer, thread_id)
+        return out
+
+    def _audit_reviews(self, pending: Sequence[int], review: Mapping[int, Mapping[str, Any]],
+                       out: Sequence[ReviewedCall], reviewer: str | None,
+                       thread_id: str | None) -> None:
+        if self.audit is None or not pending:
+            return
+        from langchain_secure.audit.log import AuditEvent
+
+        events = []
+        for index in pending:
+            answer, result = review[index], out[index]
+            events.append(AuditEvent("approval", {
+                "thread_id": thread_id,
+                "tool_call_id": result.decision.tool_call_id,
+                "reviewer": reviewer,
+                "review": answer["type"],
+                "message": answer.get("message"),
+                "tool": result.call.get("name"),
+                "args": self._audit_args(str(result.call.get("name")), result.call.get("args")),
+                "decision": {"action": result.decision.action.value,
+                             "rule": result.decision.rule, "reason": result.decision.reason},
+                "runs": result.runs,
+            }, _idem_key(thread_id, result.decision.tool_call_id, "approval")))
+        self._append(events, len(events))
 
     # -- the audit trail -----------------------------------------------------------
 
@@ -347,7 +541,8 @@ class Guard:
                    reason=decision.reason)
 
     def wrap_tools(self, tools: Sequence[BaseTool | Any], *, persona: str | None = None,
-                   on_deny: OnDeny | None = None) -> list[BaseTool]:
+                   on_deny: OnDeny | None = None,
+                   approver: Approver | None = None) -> list[BaseTool]:
         """Guarded copies of tools, for code that calls tools without a graph.
 
         Each wrapped tool decides every call before running the original; the
@@ -359,6 +554,9 @@ class Guard:
             tools: LangChain tools or plain functions.
             persona: Fixed persona; otherwise resolved per call from the config.
             on_deny: Overrides the guard's ``on_deny`` for these tools.
+            approver: Answers calls that need approval (any callable taking an
+                action request; see :mod:`langchain_secure.approval`). Default:
+                :class:`~langchain_secure.approval.RaiseApprover`.
         """
         from langchain_secure.integrations.tools import GuardedTool
 
@@ -366,7 +564,8 @@ class Guard:
         if mode not in _ON_DENY:
             msg = f"on_deny must be one of {_ON_DENY}, not {mode!r}"
             raise ConfigurationError(msg)
-        return [GuardedTool.wrap(t, guard=self, persona=persona, on_deny=mode) for t in tools]
+        return [GuardedTool.wrap(t, guard=self, persona=persona, on_deny=mode, approver=approver)
+                for t in tools]
 
 
 def _idem_key(thread_id: str | None, call_id: str | None, phase: str) -> str | None:

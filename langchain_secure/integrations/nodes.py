@@ -15,10 +15,12 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallWrapper
 from langgraph.runtime import Runtime
+from langgraph.types import interrupt
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
 from langchain_secure.policy.engine import Action, Decision
+from langchain_secure.state import merge_security_state
 
 if TYPE_CHECKING:
     from langchain_secure.audit.log import Receipt
@@ -37,10 +39,20 @@ UNAVAILABLE_TOOL_MESSAGE = "Error: tool {tool!r} is not available."
 """What the model sees when it calls a tool the policy allows but the node lacks."""
 
 @dataclass(frozen=True)
-class _Batch:
-    """What the calls of one node run share: decisions and audit receipts by call."""
+class _Entry:
+    """What happens to one call of the batch."""
 
-    decisions: dict[int, tuple[Decision, Receipt | None]]
+    decision: Decision
+    receipt: Receipt | None
+    call: Any  # the call to run (a reviewer may have edited it)
+    refusal: str | None  # what the model sees instead, when the call does not run
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What the calls of one node run share, by identity of the model's call dicts."""
+
+    entries: dict[int, _Entry]
     thread_id: str | None
 
 
@@ -49,7 +61,7 @@ class _Batch:
 # the batch sees the value set around it, and concurrent batches never mix.
 _BATCH: ContextVar[_Batch | None] = ContextVar("langchain_secure_batch", default=None)
 
-_MISSING = (Decision(Action.DENY, "guard.internal", "the call was not decided", "", ""), None)
+_UNDECIDED = Decision(Action.DENY, "guard.internal", "the call was not decided", "", "")
 
 
 class GuardedToolNode(ToolNode):
@@ -71,8 +83,11 @@ class GuardedToolNode(ToolNode):
     otherwise the Guard remembers it per ``thread_id``, and a run with neither
     raises :class:`~langchain_secure.ConfigurationError`.
 
-    Calls the policy holds for approval do not run and are reported to the model
-    as needing approval.
+    Calls the policy holds for approval pause the graph with one ``interrupt()``
+    for the batch (LangChain's human-in-the-loop request shape, see
+    :mod:`langchain_secure.approval`); resume with ``Command(resume={"decisions":
+    [...], "reviewer": ...})``. Edited calls are decided again by the policy.
+    Interrupts need a checkpointer, as everywhere in LangGraph.
 
     Args:
         tools: The tools, as for ``ToolNode``.
@@ -153,23 +168,39 @@ class GuardedToolNode(ToolNode):
             # one shared memory for every caller would let one user's reads hold,
             # or spend the budget of, another's calls
             raise ConfigurationError(NO_THREAD_MESSAGE.format(key=self.security_key))
-        check = self.guard.check_batch(
-            calls,
-            persona=self.guard.resolve_persona(config, runtime.context, fixed=self.persona),
-            state=security,
-            thread_id=thread_id,
-            prior=prior,
-        )
+        guard = self.guard
+        persona = guard.resolve_persona(config, runtime.context, fixed=self.persona)
+        check = guard.check_batch(calls, persona=persona, state=security,
+                                  thread_id=thread_id, prior=prior)
         # sealed before anything runs; an AuditError here means nothing runs
-        receipts = self.guard.seal(calls, check.decisions, thread_id=thread_id,
-                                   message=self._asking_message(container, calls[0]))
+        receipts = guard.seal(calls, check.decisions, thread_id=thread_id,
+                              message=self._asking_message(container, calls[0]))
         if self.on_deny == "raise":
-            refused = next((d for d in check.decisions if not d.allowed), None)
-            if refused is not None:
-                raise self.guard.refusal_error(refused)
-        batch = _Batch({id(call): (d, r) for call, d, r
-                        in zip(calls, check.decisions, receipts, strict=True)}, thread_id)
-        update = {self.security_key: check.delta} if security is not None else None
+            denied = next((d for d in check.decisions if d.denied), None)
+            if denied is not None:
+                raise guard.refusal_error(denied)
+        delta = check.delta
+        if any(d.needs_approval for d in check.decisions):
+            # one interrupt for the whole batch; on resume the node runs again from
+            # the top, the seals above are idempotent, and interrupt() returns the
+            # reviewer's decisions
+            response = interrupt(guard.approval_request(calls, check.decisions, receipts))
+            reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
+                                          state=check.state, thread_id=thread_id)
+            approved = [r.decision for r, d in zip(reviewed, check.decisions, strict=True)
+                        if d.needs_approval and r.runs]
+            delta = merge_security_state(delta, guard.charge(thread_id, approved,
+                                                             remember=security is None))
+            entries = [_Entry(r.decision, receipt, r.call, r.refusal)
+                       for r, receipt in zip(reviewed, receipts, strict=True)]
+        else:
+            entries = [_Entry(d, receipt, call,
+                              None if d.allowed else guard.refusal_message(d))
+                       for call, d, receipt in zip(calls, check.decisions, receipts,
+                                                   strict=True)]
+        batch = _Batch({id(call): entry for call, entry in zip(calls, entries, strict=True)},
+                       thread_id)
+        update = {self.security_key: delta} if security is not None else None
         return batch, update
 
     def _asking_message(self, state: Any, call: Any) -> AIMessage | None:
@@ -230,12 +261,13 @@ class GuardedToolNode(ToolNode):
     # -- one call -----------------------------------------------------------------
 
     @staticmethod
-    def _lookup(call: Any) -> tuple[Decision, Receipt | None, str | None]:
+    def _lookup(call: Any) -> tuple[_Entry, str | None]:
         batch = _BATCH.get()
+        missing = _Entry(_UNDECIDED, None, call, "Error: the call was not decided; it did "
+                                                 "not run.")
         if batch is None:
-            return (*_MISSING, None)
-        decision, receipt = batch.decisions.get(id(call), _MISSING)
-        return decision, receipt, batch.thread_id
+            return missing, None
+        return batch.entries.get(id(call), missing), batch.thread_id
 
     def _record(self, call: Any, receipt: Receipt | None, thread_id: str | None,
                 output: Any) -> None:
@@ -248,44 +280,41 @@ class GuardedToolNode(ToolNode):
         self.guard.record_outcome(call, receipt, thread_id=thread_id, status=status,
                                   output=content)
 
-    def _refusal(self, call: Any, decision: Decision) -> ToolMessage:
-        return ToolMessage(
-            content=self.guard.refusal_message(decision),
-            name=call.get("name"),
-            tool_call_id=call.get("id"),
-            status="error",
-        )
+    @staticmethod
+    def _refusal(call: Any, text: str) -> ToolMessage:
+        return ToolMessage(content=text, name=call.get("name"), tool_call_id=call.get("id"),
+                           status="error")
 
     def _run_one(self, call: Any, input_type: Literal["list", "dict", "tool_calls"],
                  tool_runtime: Any) -> Any:
-        decision, receipt, thread_id = self._lookup(call)
-        if not decision.allowed:
-            return self._refusal(call, decision)
+        entry, thread_id = self._lookup(call)
+        if entry.refusal is not None:
+            return self._refusal(call, entry.refusal)
         try:
-            output = super()._run_one(call, input_type, tool_runtime)
+            output = super()._run_one(entry.call, input_type, tool_runtime)
         except GraphBubbleUp:
             raise  # an interrupt: the call re-runs on resume and is recorded then
         except Exception as exc:
-            self.guard.record_outcome(call, receipt, thread_id=thread_id, status="raised",
-                                      output=repr(exc))
+            self.guard.record_outcome(entry.call, entry.receipt, thread_id=thread_id,
+                                      status="raised", output=repr(exc))
             raise
-        self._record(call, receipt, thread_id, output)
+        self._record(entry.call, entry.receipt, thread_id, output)
         return output
 
     async def _arun_one(self, call: Any, input_type: Literal["list", "dict", "tool_calls"],
                         tool_runtime: Any) -> Any:
-        decision, receipt, thread_id = self._lookup(call)
-        if not decision.allowed:
-            return self._refusal(call, decision)
+        entry, thread_id = self._lookup(call)
+        if entry.refusal is not None:
+            return self._refusal(call, entry.refusal)
         try:
-            output = await super()._arun_one(call, input_type, tool_runtime)
+            output = await super()._arun_one(entry.call, input_type, tool_runtime)
         except GraphBubbleUp:
             raise
         except Exception as exc:
-            await asyncio.to_thread(self.guard.record_outcome, call, receipt,
+            await asyncio.to_thread(self.guard.record_outcome, entry.call, entry.receipt,
                                     thread_id=thread_id, status="raised", output=repr(exc))
             raise
-        await asyncio.to_thread(self._record, call, receipt, thread_id, output)
+        await asyncio.to_thread(self._record, entry.call, entry.receipt, thread_id, output)
         return output
 
     def _validate_tool_call(self, call: Any) -> ToolMessage | None:

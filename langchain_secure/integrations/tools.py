@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 if TYPE_CHECKING:
     from langchain_core.runnables import RunnableConfig
 
+    from langchain_secure.approval import Approver
     from langchain_secure.guard import Guard, OnDeny
     from langchain_secure.policy.engine import Decision
 
@@ -51,11 +52,12 @@ class GuardedTool(BaseTool):
     guard: Any = Field(exclude=True)
     persona: str | None = None
     on_deny: str = "message"
+    approver: Any = Field(default=None, exclude=True)
     _injected: frozenset[str] = PrivateAttr(default=frozenset())
 
     @classmethod
     def wrap(cls, tool: BaseTool | Any, *, guard: Guard, persona: str | None,
-             on_deny: OnDeny) -> GuardedTool:
+             on_deny: OnDeny, approver: Approver | None = None) -> GuardedTool:
         """Wrap one tool (or a plain function, made a tool first)."""
         inner = tool if isinstance(tool, BaseTool) else as_tool(tool)
         wrapped = cls(
@@ -69,6 +71,7 @@ class GuardedTool(BaseTool):
             guard=guard,
             persona=persona,
             on_deny=on_deny,
+            approver=approver,
         )
         visible = set(inner.tool_call_schema.model_json_schema().get("properties", {})) \
             if hasattr(inner.tool_call_schema, "model_json_schema") else set(inner.args)
@@ -76,8 +79,12 @@ class GuardedTool(BaseTool):
         return wrapped
 
     def _decide(self, tool_input: str | dict[str, Any], config: RunnableConfig | None,
-                tool_call_id: str | None) -> tuple[Decision, Any, str | None, dict[str, Any]]:
-        """Decide and seal one call: (decision, receipt, thread id, the call)."""
+                tool_call_id: str | None
+                ) -> tuple[Decision, Any, str | None, dict[str, Any], str | None]:
+        """Decide, seal and (if needed) review one call.
+
+        Returns (decision, receipt, thread id, the call to run, refusal text).
+        """
         if isinstance(tool_input, dict):
             args: Any = {k: v for k, v in tool_input.items() if k not in self._injected}
         else:
@@ -87,10 +94,27 @@ class GuardedTool(BaseTool):
         configurable = (config or {}).get("configurable") or {}
         thread_id = configurable.get("thread_id")
         call = {"name": self.name, "args": args, "id": tool_call_id}
-        check = guard.check_batch([call], persona=guard.resolve_persona(config, fixed=self.persona),
-                                  thread_id=thread_id)
+        persona = guard.resolve_persona(config, fixed=self.persona)
+        check = guard.check_batch([call], persona=persona, thread_id=thread_id)
+        [decision] = check.decisions
         [receipt] = guard.seal([call], check.decisions, thread_id=thread_id)
-        return check.decisions[0], receipt, thread_id, call
+        if not decision.needs_approval:
+            refusal = None if decision.allowed else guard.refusal_message(decision)
+            return decision, receipt, thread_id, call, refusal
+        from langchain_secure.approval import RaiseApprover
+
+        approver = self.approver or RaiseApprover()
+        [request] = guard.approval_request([call], [decision], [receipt])["action_requests"]
+        answer = approver(request)
+        [reviewed] = guard.apply_review([call], [decision], {"decisions": [answer]},
+                                        persona=persona, state=check.state, thread_id=thread_id)
+        refusal = reviewed.refusal
+        if refusal is None and reviewed.call.get("name") != self.name:
+            refusal = (f"Tool call '{self.name}' was not run: the reviewer's edit names another "
+                       f"tool ({reviewed.call.get('name')!r}), which this tool cannot run.")
+        if refusal is None:
+            guard.charge(thread_id, [reviewed.decision])
+        return reviewed.decision, receipt, thread_id, dict(reviewed.call), refusal
 
     def _record(self, call: dict[str, Any], receipt: Any, thread_id: str | None,
                 output: Any) -> None:
@@ -99,11 +123,10 @@ class GuardedTool(BaseTool):
         self.guard.record_outcome(call, receipt, thread_id=thread_id, status=status,
                                   output=content)
 
-    def _refuse(self, decision: Decision, tool_call_id: str | None) -> Any:
+    def _refuse(self, decision: Decision, text: str, tool_call_id: str | None) -> Any:
         guard: Guard = self.guard
         if self.on_deny == "raise":
             raise guard.refusal_error(decision)
-        text = guard.refusal_message(decision)
         if tool_call_id is None:
             return text
         return ToolMessage(content=text, name=self.name, tool_call_id=tool_call_id,
@@ -113,9 +136,12 @@ class GuardedTool(BaseTool):
             config: RunnableConfig | None = None, tool_call_id: str | None = None,
             **kwargs: Any) -> Any:
         """Decide and seal the call, then run the original tool if it is allowed."""
-        decision, receipt, thread_id, call = self._decide(tool_input, config, tool_call_id)
-        if not decision.allowed:
-            return self._refuse(decision, tool_call_id)
+        decision, receipt, thread_id, call, refusal = self._decide(tool_input, config,
+                                                                   tool_call_id)
+        if refusal is not None:
+            return self._refuse(decision, refusal, tool_call_id)
+        if call["args"] != tool_input and isinstance(call["args"], dict):
+            tool_input = call["args"]  # a reviewer's edit
         try:
             output = self.inner.run(tool_input, *args, config=config,
                                     tool_call_id=tool_call_id, **kwargs)
@@ -132,10 +158,12 @@ class GuardedTool(BaseTool):
                    config: RunnableConfig | None = None, tool_call_id: str | None = None,
                    **kwargs: Any) -> Any:
         """Async :meth:`run`."""
-        decision, receipt, thread_id, call = await asyncio.to_thread(
+        decision, receipt, thread_id, call, refusal = await asyncio.to_thread(
             self._decide, tool_input, config, tool_call_id)
-        if not decision.allowed:
-            return self._refuse(decision, tool_call_id)
+        if refusal is not None:
+            return self._refuse(decision, refusal, tool_call_id)
+        if call["args"] != tool_input and isinstance(call["args"], dict):
+            tool_input = call["args"]  # a reviewer's edit
         try:
             output = await self.inner.arun(tool_input, *args, config=config,
                                            tool_call_id=tool_call_id, **kwargs)

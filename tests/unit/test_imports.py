@@ -7,6 +7,7 @@ import langchain_secure
 
 EXPECTED_ALL = [
     "Action",
+    "ApprovalNode",
     "ApprovalRequiredError",
     "BatchCheck",
     "ConfigurationError",
@@ -20,10 +21,12 @@ EXPECTED_ALL = [
     "PolicyEngine",
     "PolicyError",
     "PolicyIssue",
+    "ReviewedCall",
     "SecureMessagesState",
     "SecurityState",
     "ToolNotAllowedError",
     "__version__",
+    "approval_required",
     "load_policy",
     "load_policy_text",
     "merge_security_state",

@@ -84,6 +84,12 @@ def build(guard: Guard, script: list[Any], *, state: type = SecureMessagesState,
     return builder.compile(checkpointer=checkpointer)
 
 
+def pending(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(tool, rule) of each call an interrupt holds for approval."""
+    [held] = result["__interrupt__"]
+    return [(a["name"], a["rule"]) for a in held.value["action_requests"]]
+
+
 def tool_messages(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(m.name, m.status, m.content) for m in result["messages"]
             if isinstance(m, ToolMessage)]
@@ -137,14 +143,22 @@ def test_tool_outside_persona(guard: Guard) -> None:
 
 
 def test_flow_across_turns_uses_graph_state(guard: Guard) -> None:
-    result = build(guard, EXFIL).invoke({"messages": [HumanMessage("hi")]})
+    app = build(guard, EXFIL, checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "flow-1"}}
+    result = app.invoke({"messages": [HumanMessage("hi")]}, config)
     assert RAN == ["read_file"]
-    assert tool_messages(result)[1] == (
-        "send_email", "error",
-        "Tool call 'send_email' needs a person's approval (rule flows.no-exfiltration): "
-        "data read from reports may not leave without a person's approval",
-    )
-    assert result["security"]["labels"] == ["reads_sensitive"]
+    [held] = result["__interrupt__"]
+    assert held.value["action_requests"] == [{
+        "name": "send_email", "args": {"to": "boss@example.com", "body": "q1"},
+        "description": "data read from reports may not leave without a person's approval "
+                       "(rule flows.no-exfiltration)",
+        "tool_call_id": "call_1_0", "rule": "flows.no-exfiltration",
+        "reason": "data read from reports may not leave without a person's approval",
+        "persona": "analyst", "risk": None, "receipt": None}]
+    assert held.value["review_configs"] == [{"action_name": "send_email",
+                                             "allowed_decisions": ["approve", "edit",
+                                                                   "reject"]}]
+    assert app.get_state(config).values["security"]["labels"] == ["reads_sensitive"]
 
 
 def test_flow_state_persists_in_checkpointer(guard: Guard) -> None:
@@ -156,17 +170,17 @@ def test_flow_state_persists_in_checkpointer(guard: Guard) -> None:
     graph.invoke({"messages": [HumanMessage("read")]}, config)
     result = graph.invoke({"messages": [HumanMessage("now mail it")]}, config)
     assert RAN == ["read_file"]
-    assert tool_messages(result)[-1][1] == "error"
+    assert pending(result) == [("send_email", "flows.no-exfiltration")]
     assert graph.get_state(config).values["security"]["labels"] == ["reads_sensitive"]
 
 
 def test_state_without_security_key_uses_guard_memory(guard: Guard) -> None:
     config = {"configurable": {"thread_id": "mem-1"}}
-    graph = build(guard, EXFIL, state=MessagesState)
+    graph = build(guard, EXFIL, state=MessagesState, checkpointer=InMemorySaver())
     result = graph.invoke({"messages": [HumanMessage("hi")]}, config)
     assert RAN == ["read_file"]
     assert "security" not in result
-    assert tool_messages(result)[1][1] == "error"
+    assert pending(result) == [("send_email", "flows.no-exfiltration")]
     assert guard.thread_state("mem-1")["labels"] == ["reads_sensitive"]
 
 
@@ -183,8 +197,13 @@ def test_no_security_channel_and_no_thread_id_is_refused(guard: Guard) -> None:
 def test_batch_in_one_turn(guard: Guard) -> None:
     graph = build(guard, [[tool_call("read_file", path="/srv/reports/q1.txt"),
                            tool_call("send_email", to="boss@example.com", body="q1"),
-                           tool_call("search", q="x")], "ok"])
-    result = graph.invoke({"messages": [HumanMessage("hi")]})
+                           tool_call("search", q="x")], "ok"], checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "batch-1"}}
+    result = graph.invoke({"messages": [HumanMessage("hi")]}, config)
+    # the email meets the flow rule inside the turn: the whole batch waits for review
+    assert RAN == []
+    assert pending(result) == [("send_email", "flows.no-exfiltration")]
+    result = graph.invoke(Command(resume={"decisions": [{"type": "reject"}]}), config)
     assert sorted(RAN) == ["read_file", "search"]
     assert [(n, s) for n, s, _ in tool_messages(result)] == [
         ("read_file", "success"), ("send_email", "error"), ("search", "success")]
@@ -295,18 +314,22 @@ def test_create_react_agent_accepts_guarded_node(guard: Guard) -> None:
     config = {"configurable": {"thread_id": "react-1"}}
     result = agent.invoke({"messages": [HumanMessage("hi")]}, config)
     assert RAN == ["read_file"]
+    assert pending(result) == [("send_email", "flows.no-exfiltration")]
+    result = agent.invoke(Command(resume={"decisions": [{"type": "approve"}]}), config)
+    assert RAN == ["read_file", "send_email"]
     assert [(n, s) for n, s, _ in tool_messages(result)] == [
-        ("read_file", "success"), ("send_email", "error")]
+        ("read_file", "success"), ("send_email", "success")]
 
 
 def test_custom_security_key(guard: Guard) -> None:
     class State(MessagesState):
         sec: Annotated[SecurityState, merge_security_state]
 
-    graph = build(guard, EXFIL, state=State, security_key="sec")
-    result = graph.invoke({"messages": [HumanMessage("hi")]})
+    graph = build(guard, EXFIL, state=State, security_key="sec", checkpointer=InMemorySaver())
+    result = graph.invoke({"messages": [HumanMessage("hi")]},
+                          {"configurable": {"thread_id": "sec-1"}})
     assert result["sec"]["labels"] == ["reads_sensitive"]
-    assert tool_messages(result)[1][1] == "error"
+    assert pending(result) == [("send_email", "flows.no-exfiltration")]
 
 
 def test_bad_options(guard: Guard) -> None:
@@ -340,14 +363,17 @@ def test_send_api_tool_call_with_context(guard: Guard) -> None:
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", route, ["tools", "__end__"])
     builder.add_edge("tools", "agent")
-    result = builder.compile().invoke({"messages": [HumanMessage("hi")]})
+    app = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "send-1"}}
+    result = app.invoke({"messages": [HumanMessage("hi")]}, config)
+    # decided after the read of the same turn, although it runs in its own Send
+    assert pending(result) == [("send_email", "flows.no-exfiltration")]
+    result = app.invoke(Command(resume={"decisions": [{"type": "reject"}]}), config)
     assert sorted((n, s, c.split(":")[0]) for n, s, c in tool_messages(result)) == [
         ("read_file", "error", "Tool call 'read_file' was refused by the security policy "
                                "(rule tools.read_file.args.path)"),
         ("read_file", "success", "contents of /srv/reports/a"),
-        # decided after the read of the same turn, although it ran in its own Send
-        ("send_email", "error", "Tool call 'send_email' needs a person's approval "
-                                "(rule flows.no-exfiltration)"),
+        ("send_email", "error", "A person rejected the call to 'send_email'. Do not retry it."),
     ]
     assert RAN == ["read_file"]
     # each Send charges only its own call; the deltas meet in the reducer
