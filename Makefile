@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test unit lint bench clean
+.PHONY: demo test unit lint bench clean system-demo system-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,28 @@ $(VENV)/.demo-stamp: pyproject.toml | $(BIN)/python
 # torch==2.13.0 goes in the same pip command as llm-guard, so pip takes the local CPU
 # build instead of resolving a CUDA build from the index.
 $(VENV)/.test-stamp: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard,postgres]" --group dev
+	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard,postgres,e2b,middleware]" --group dev
 	@touch $@ $(VENV)/.demo-stamp
 
-demo: $(VENV)/.demo-stamp
+# Debian packages, installed only when missing (root and apt-get needed then):
+# bubblewrap runs the demo's and the tests' sandboxed code; runsc (gVisor) the other
+# local sandbox; postgresql the audit log's multi-writer tests.
+APT_INSTALL = apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+
+system-demo:
+	@command -v bwrap >/dev/null 2>&1 || $(APT_INSTALL) bubblewrap
+
+system-test:
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	command -v runsc >/dev/null 2>&1 || missing="$$missing runsc"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; $(APT_INSTALL) $$missing; fi
+
+demo: $(VENV)/.demo-stamp system-demo
 	$(BIN)/langchain-secure demo
 
-test: $(VENV)/.test-stamp
+test: $(VENV)/.test-stamp system-test
 	$(BIN)/python -m pytest -q
 
 unit: $(VENV)/.test-stamp
@@ -42,6 +57,7 @@ lint: $(VENV)/.test-stamp
 bench: $(VENV)/.test-stamp
 	$(BIN)/python benchmarks/bench_policy.py
 	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/python benchmarks/bench_sandbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

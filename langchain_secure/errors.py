@@ -13,7 +13,16 @@ LangchainSecureError
 │   ├── ToolNotAllowedError  the policy denied the call (also a langchain ToolException)
 │   └── ApprovalRequiredError  the call needs a person's approval and none was given
 ├── AuditError               the audit log could not be written or read (fail closed)
+├── SandboxError             a sandbox could not do what was asked
+│   ├── SandboxUnavailableError  the backend's binary or SDK is missing (.install)
+│   ├── SandboxStartError        the sandbox did not start (.stderr)
+│   ├── SandboxClosedError       a sandbox or pool was used after close()
+│   └── SandboxPoolFullError     every pooled session is busy (.max_sessions)
 └── ConfigurationError       an API was used with invalid options (also a ValueError)
+
+A failure *inside* a sandbox (an exception in the code, a timeout, an
+out-of-memory kill) is not an exception on the host: it is reported in the
+:class:`~langchain_secure.sandbox.ExecutionResult`.
 ```
 """
 
@@ -26,6 +35,10 @@ from langchain_core.tools import ToolException
 
 __all__ = [
     "APPROVAL_REQUIRED_MESSAGE",
+    "SANDBOX_CLOSED_MESSAGE",
+    "SANDBOX_POOL_FULL_MESSAGE",
+    "SANDBOX_START_MESSAGE",
+    "SANDBOX_UNAVAILABLE_MESSAGE",
     "TOOL_NOT_ALLOWED_MESSAGE",
     "ApprovalRequiredError",
     "AuditError",
@@ -34,6 +47,11 @@ __all__ = [
     "PolicyDecisionError",
     "PolicyError",
     "PolicyIssue",
+    "SandboxClosedError",
+    "SandboxError",
+    "SandboxPoolFullError",
+    "SandboxStartError",
+    "SandboxUnavailableError",
     "ToolNotAllowedError",
 ]
 
@@ -150,3 +168,81 @@ class ApprovalRequiredError(PolicyDecisionError):
     """A tool call needs a person's approval and no approval path was available."""
 
     template = APPROVAL_REQUIRED_MESSAGE
+
+
+SANDBOX_UNAVAILABLE_MESSAGE = (
+    "the {backend} sandbox needs '{binary}', which was not found on PATH; "
+    "install it with: {install}"
+)
+"""Message of SandboxUnavailableError."""
+
+SANDBOX_START_MESSAGE = "the {backend} sandbox did not start: {reason}"
+"""Message of SandboxStartError."""
+
+SANDBOX_CLOSED_MESSAGE = "this {what} is closed"
+"""Message of SandboxClosedError."""
+
+SANDBOX_POOL_FULL_MESSAGE = (
+    "all {max_sessions} sandbox sessions are busy; raise max_sessions or retry later"
+)
+"""Message of SandboxPoolFullError."""
+
+
+class SandboxError(LangchainSecureError):
+    """A sandbox could not do what was asked (base of the sandbox errors)."""
+
+
+class SandboxUnavailableError(SandboxError):
+    """The backend's binary is not installed.
+
+    Attributes:
+        backend: ``"bubblewrap"`` or ``"gvisor"``.
+        binary: The executable that was looked for (``bwrap``, ``runsc``).
+        install: The command that installs it (``apt-get install bubblewrap``).
+    """
+
+    def __init__(self, *, backend: str, binary: str, install: str) -> None:
+        self.backend = backend
+        self.binary = binary
+        self.install = install
+        super().__init__(SANDBOX_UNAVAILABLE_MESSAGE.format(
+            backend=backend, binary=binary, install=install))
+
+
+class SandboxStartError(SandboxError):
+    """The sandbox process did not start or did not say it was ready.
+
+    Attributes:
+        backend: The backend's name.
+        reason: What went wrong, in a sentence.
+        stderr: What the sandbox runtime printed (capped), often the real cause.
+    """
+
+    def __init__(self, *, backend: str, reason: str, stderr: str = "") -> None:
+        self.backend = backend
+        self.reason = reason
+        self.stderr = stderr
+        message = SANDBOX_START_MESSAGE.format(backend=backend, reason=reason)
+        if stderr.strip():
+            message += "\n" + stderr.strip()
+        super().__init__(message)
+
+
+class SandboxClosedError(SandboxError):
+    """A sandbox or a pool was used after it was closed."""
+
+    def __init__(self, what: str = "sandbox") -> None:
+        self.what = what
+        super().__init__(SANDBOX_CLOSED_MESSAGE.format(what=what))
+
+
+class SandboxPoolFullError(SandboxError):
+    """A pool had no room for a new session and none could be evicted.
+
+    Attributes:
+        max_sessions: The pool's bound.
+    """
+
+    def __init__(self, *, max_sessions: int) -> None:
+        self.max_sessions = max_sessions
+        super().__init__(SANDBOX_POOL_FULL_MESSAGE.format(max_sessions=max_sessions))

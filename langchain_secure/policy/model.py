@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from langchain_secure.errors import PolicyError, PolicyIssue
 from langchain_secure.policy.constraints import ArgConstraint
+from langchain_secure.sandbox.config import SandboxSpec
 
 __all__ = [
     "BUILTIN_LABELS",
@@ -239,6 +240,8 @@ class PersonaSpec(_Model):
     description: str | None = None
     tools: dict[str, PersonaToolSpec] = Field(default_factory=dict)
     max_calls_per_thread: int | None = Field(default=None, ge=0)
+    sandbox: SandboxSpec | None = None
+    """Where this persona's code runs; replaces the policy's ``sandbox`` section."""
 
     @field_validator("tools", mode="before")
     @classmethod
@@ -338,6 +341,8 @@ class Policy(_Model):
     tools: dict[str, ToolSpec] = Field(default_factory=dict)
     flows: list[FlowRule] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    sandbox: SandboxSpec | None = None
+    """Where code tools run (backend and limits); personas may override it."""
 
     @field_validator("labels")
     @classmethod
@@ -355,6 +360,15 @@ class Policy(_Model):
         if issues:
             raise PolicyError(issues)
         return self
+
+    def sandbox_for(self, persona: str | None) -> SandboxSpec:
+        """The sandbox a persona's code runs in: its own, the policy's, or the default.
+
+        The default is :class:`~langchain_secure.sandbox.SandboxSpec` with its own
+        defaults: bubblewrap, no network, 30 s, 512 MB.
+        """
+        spec = self.personas[persona].sandbox if persona in self.personas else None
+        return spec or self.sandbox or SandboxSpec()
 
     def persona_names(self) -> tuple[str, ...]:
         """Names of the personas, in policy order."""

@@ -81,20 +81,25 @@ def test_explain_invalid_policy(tmp_path: Path) -> None:
 def test_demo_gets_every_expected_decision(tmp_path: Path) -> None:
     code, out, _ = run("demo", "--audit-dir", str(tmp_path / "trail"))
     assert code == 0
-    assert "7 tool calls: 2 allowed, 4 denied, 1 held for approval; emails sent: 0" in out
+    assert ("8 tool calls: 3 allowed, 4 denied, 1 held for approval (1 approved); "
+            "emails sent: 1") in out
+    assert ("Scenario 5: send_email(cfo@example.com) was held by flows.no-silent-exfiltration; "
+            "the reviewer (dana (a scripted reviewer)) said approve.") in out
+    assert "  host secret visible: False" in out
     assert out.rstrip().endswith("every scenario got the expected decision")
     rows = [line.split() for line in out.splitlines()]
     decisions = [(r[r.index(d) - 1], d) for r in rows
                  for d in ("ALLOW", "DENY", "REQUIRE_APPROVAL") if d in r]
     assert decisions == [("search_docs", "ALLOW"), ("delete_customer", "DENY"),
                          ("read_file", "DENY"), ("run_sql", "DENY"), ("read_file", "ALLOW"),
-                         ("send_email", "DENY"), ("send_email", "REQUIRE_APPROVAL")]
+                         ("send_email", "DENY"), ("send_email", "REQUIRE_APPROVAL"),
+                         ("run_python", "ALLOW")]
     assert "lcs-demo-" not in out  # the temporary path is never printed
-    assert "audit verify: ok: 9 records, signed through record 9" in out
+    assert "audit verify: ok: 13 records, signed through record 13" in out
     # the trail stays for a person to inspect, and verifies from the command line
     db = tmp_path / "trail" / "audit.db"
     assert run("audit", "verify", str(db))[:2] == (
-        0, f"ok: 9 records, 1 checkpoints, signed through record 9 "
+        0, f"ok: 13 records, 1 checkpoints, signed through record 13 "
            f"({_key_id(tmp_path / 'trail' / 'audit.db.key.pub.pem')})\n")
 
 
