@@ -1,0 +1,119 @@
+"""The notebook helpers, and every notebook in notebooks/ executed top to bottom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, StateGraph
+from langgraph.prebuilt import tools_condition
+from nbclient import NotebookClient
+
+from langchain_secure import Guard, GuardedToolNode, SecureMessagesState, load_policy_text
+from langchain_secure.audit import AuditLog
+from langchain_secure.notebook import (
+    ApprovalPanel,
+    DecisionsTable,
+    decisions_table,
+    pending_approvals,
+)
+from langchain_secure.testing import ScriptedChatModel, tool_call
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+
+
+@tool
+def refund(order: str, amount: float) -> str:
+    """Refund an order."""
+    return f"refunded {amount} on {order}"
+
+
+def paused(tmp_path: Path) -> tuple[Any, dict[str, Any], Guard]:
+    guard = Guard(load_policy_text(
+        "default_persona: s\npersonas: {s: {tools: [refund]}}\n"
+        "tools: {refund: {approval: always, args: {amount: {range: {max: 1000}}}}}\n"),
+        audit=AuditLog(tmp_path / "a.db"))
+    model = ScriptedChatModel(script=[[tool_call("refund", id="r", order="A", amount=480)],
+                                      "done"])
+    builder = StateGraph(SecureMessagesState)
+    builder.add_node("agent", lambda s: {"messages": [model.invoke(s["messages"])]})
+    builder.add_node(GuardedToolNode([refund], guard=guard))
+    builder.add_edge(START, "agent")
+    builder.add_conditional_edges("agent", tools_condition)
+    builder.add_edge("tools", "agent")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "nb"}}
+    graph.invoke({"messages": [HumanMessage("go")]}, config)
+    return graph, config, guard
+
+
+def test_pending_approvals_reads_the_checkpoint(tmp_path: Path) -> None:
+    graph, config, _ = paused(tmp_path)
+    [action] = pending_approvals(graph, config)
+    assert (action["name"], action["args"], action["rule"]) == (
+        "refund", {"order": "A", "amount": 480}, "tools.refund.approval")
+
+
+@pytest.mark.parametrize(("button", "expected"), [
+    ("Approve", ("success", "refunded 480.0 on A")),
+    ("Reject", ("error", "A person rejected the call to 'refund' (me). Do not retry it.")),
+])
+def test_clicking_a_button_resumes_the_graph(tmp_path: Path, button: str,
+                                             expected: tuple[str, str]) -> None:
+    graph, config, _guard = paused(tmp_path)
+    panel = ApprovalPanel(graph, config, reviewer="me")
+    box = panel.widget()
+    buttons = [child for row in box.children[1:] for child in row.children[2].children
+               if getattr(child, "description", None) == button]
+    buttons[0].click()
+    [message] = [m for m in panel.result["messages"] if isinstance(m, ToolMessage)]
+    assert (message.status, message.content) == expected
+    assert pending_approvals(graph, config) == []
+    assert "Resumed." in box.children[-1].value
+
+
+def test_edit_box_with_bad_json_does_not_resume(tmp_path: Path) -> None:
+    graph, config, _ = paused(tmp_path)
+    panel = ApprovalPanel(graph, config)
+    row = panel.widget().children[1]
+    row.children[1].value = "{nope"
+    row.children[2].children[1].click()  # Edit
+    assert panel.result is None
+    assert "not JSON" in row.children[2].children[3].value
+    row.children[1].value = '{"order": "A", "amount": 5000}'
+    row.children[2].children[1].click()  # the edit is decided again: over the range
+    [message] = [m for m in panel.result["messages"] if isinstance(m, ToolMessage)]
+    assert message.status == "error"
+    assert "argument 'amount' is outside the allowed range" in message.content
+
+
+def test_decisions_table_from_the_audit_log(tmp_path: Path) -> None:
+    _graph, _config, guard = paused(tmp_path)
+    table = decisions_table(guard.audit)
+    assert isinstance(table, DecisionsTable)
+    assert table.rows == [("refund", "s", "require_approval", "tools.refund.approval",
+                           "the policy requires a person's approval for this call")]
+    assert "<td>require_approval</td>" in table._repr_html_()
+    assert repr(table).splitlines()[0].split() == ["tool", "persona", "decision", "rule",
+                                                   "reason"]
+
+
+def test_there_are_notebooks() -> None:
+    assert [p.name for p in NOTEBOOKS] == ["02_guarded_agent_with_approval.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=180, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                      for o in cell.get("outputs", []))
+    assert "refund {'order': 'A-7', 'amount': 480} -> the policy requires" in outputs
+    assert "refund: success: refunded 480.00 on order A-7" in outputs
+    assert "intact - 5 records" in outputs  # 2 intents, 1 approval, 2 outcomes
