@@ -45,7 +45,10 @@ if TYPE_CHECKING:
         ReviewConfig,
     )
     from langchain_secure.audit.log import AuditLog, Receipt
+    from langchain_secure.doors import ScanOutcome
     from langchain_secure.sandbox import SandboxPool
+    from langchain_secure.scanning.config import Door
+    from langchain_secure.scanning.pipeline import ScanPipeline
 
 logger = logging.getLogger("langchain_secure")
 
@@ -112,6 +115,8 @@ class Guard:
             sealed in it before the call runs, and the outcome recorded after.
         audit_fail_open: When the audit log cannot be written, run the call
             anyway with a loud warning. Default False: the call does not run.
+        scanner: The detectors behind :meth:`scan`. Default: built from the
+            policy's ``scanning`` section on first use.
 
     Example:
         ```python
@@ -138,7 +143,7 @@ class Guard:
 
     def __init__(self, policy: Policy | str | os.PathLike[str], *,
                  on_deny: OnDeny = "message", audit: AuditLog | None = None,
-                 audit_fail_open: bool = False) -> None:
+                 audit_fail_open: bool = False, scanner: ScanPipeline | None = None) -> None:
         if isinstance(policy, str | os.PathLike):
             policy = load_policy(policy)
         if not isinstance(policy, Policy):
@@ -152,6 +157,7 @@ class Guard:
         self.on_deny: OnDeny = on_deny
         self.audit = audit
         self.audit_fail_open = audit_fail_open
+        self._scanner = scanner
         self._lock = threading.Lock()
         self._threads: dict[str | None, SecurityState] = {}
         self._listeners: list[Callable[[Decision], None]] = []
@@ -277,6 +283,144 @@ class Guard:
         # a persona that is not a string names no persona: never fall back to the
         # default for it (the empty name is denied as undefined)
         return persona if isinstance(persona, str) else ""
+
+    # -- scanning the doors -------------------------------------------------------------
+
+    @property
+    def scanner(self) -> ScanPipeline:
+        """The detectors of the policy's ``scanning`` section (built on first use)."""
+        if self._scanner is None:
+            from langchain_secure.scanning.pipeline import ScanPipeline
+
+            with self._lock:
+                if self._scanner is None:
+                    self._scanner = ScanPipeline(self.policy.scanning)
+        return self._scanner
+
+    def scan(self, text: str, *, door: Door, source: str | None = None,
+             thread_id: str | None = None, key: str | None = None,
+             untrusted_source: bool = False) -> ScanOutcome:
+        """Scan untrusted text at a door and decide what passes on.
+
+        See :mod:`langchain_secure.doors` for the actions. A flagged text (and
+        any text with a secret) is written to the audit log: the verdict, the
+        findings' spans and, for ``quarantine``, the text itself with secrets
+        redacted.
+
+        Args:
+            text: The untrusted text.
+            door: ``input``, ``documents`` or ``tool_output``.
+            source: Where it came from (a tool name, a document's source).
+            thread_id: The conversation (for the audit trail).
+            key: Distinguishes this text within the thread (a tool call id,
+                a document index), so a re-run writes nothing twice.
+            untrusted_source: The text comes from a source the policy labels
+                ``untrusted_source``: the thread gains ``untrusted`` even when the
+                detectors find nothing.
+
+        Returns:
+            The outcome; surfaces pass on ``outcome.text`` and add
+            ``outcome.labels`` to the thread.
+        """
+        outcome = self.scan_many([text], door=door, sources=[source], thread_id=thread_id,
+                                 keys=[key])[0]
+        if untrusted_source and "untrusted" not in outcome.labels:
+            from dataclasses import replace
+
+            outcome = replace(outcome, labels=(*outcome.labels, "untrusted"))
+        return outcome
+
+    def scan_many(self, texts: Sequence[str], *, door: Door,
+                  sources: Sequence[str | None] | None = None, thread_id: str | None = None,
+                  keys: Sequence[str | None] | None = None) -> list[ScanOutcome]:
+        """:meth:`scan` for several texts at one door, batched for the model."""
+        from langchain_secure.doors import (
+            BLOCKED_OUTPUT_MESSAGE,
+            QUARANTINE_NOTICE,
+            SPOTLIGHT_TEMPLATE,
+            ScanOutcome,
+        )
+
+        sources = list(sources) if sources is not None else [None] * len(texts)
+        keys = list(keys) if keys is not None else [None] * len(texts)
+        spec = self.scanner.door(door)
+        if not spec.detectors or not texts:
+            from langchain_secure.scanning.base import ScanVerdict
+
+            return [ScanOutcome(door, s, ScanVerdict.clean(), False, spec.action, t)
+                    for t, s in zip(texts, sources, strict=True)]
+        verdicts = self.scanner.scan_many(list(texts), door, sources)
+        outcomes = []
+        for text, source, verdict in zip(texts, sources, verdicts, strict=True):
+            flagged = verdict.flagged(spec.threshold)
+            passed = verdict.text_or_sanitized(text)
+            what = _describe(door, source)
+            kinds = ", ".join(sorted(verdict.kinds)) or "model score"
+            if flagged and spec.action == "quarantine":
+                passed = QUARANTINE_NOTICE.format(what=what, risk=verdict.risk, kinds=kinds,
+                                                  where=" in the audit log" if self.audit
+                                                  else "")
+            elif flagged and spec.action == "spotlight":
+                passed = SPOTLIGHT_TEMPLATE.format(what=what, text=passed)
+            elif flagged and spec.action == "block":
+                passed = BLOCKED_OUTPUT_MESSAGE.format(what=what, risk=verdict.risk,
+                                                       kinds=kinds)
+            outcomes.append(ScanOutcome(door, source, verdict, flagged, spec.action, passed,
+                                        ("untrusted",) if flagged else ()))
+        return self._audit_scans(texts, outcomes, thread_id, keys)
+
+    async def ascan(self, text: str, *, door: Door, source: str | None = None,
+                    thread_id: str | None = None, key: str | None = None) -> ScanOutcome:
+        """Async :meth:`scan` (detectors and the audit write run in a worker thread)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.scan, text, door=door, source=source,
+                                       thread_id=thread_id, key=key)
+
+    def _audit_scans(self, texts: Sequence[str], outcomes: list[ScanOutcome],
+                     thread_id: str | None, keys: Sequence[str | None]) -> list[ScanOutcome]:
+        if self.audit is None:
+            return outcomes
+        from dataclasses import replace
+
+        from langchain_secure.audit.log import AuditEvent
+
+        events, where = [], []
+        for index, (text, outcome, key) in enumerate(zip(texts, outcomes, keys, strict=True)):
+            verdict = outcome.verdict
+            if not outcome.flagged and verdict.sanitized_text is None:
+                continue
+            kept = verdict.text_or_sanitized(text) if outcome.action == "quarantine" and \
+                outcome.flagged else None
+            events.append(AuditEvent("scan", {
+                "thread_id": thread_id, "door": outcome.door, "source": outcome.source,
+                "key": key, "risk": verdict.risk, "flagged": outcome.flagged,
+                "action": outcome.action if outcome.flagged else "pass",
+                "findings": [{"detector": f.detector, "kind": f.kind, "span": list(f.span),
+                              "score": f.score, "rule": f.rule} for f in verdict.findings],
+                "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                "quarantined_text": kept,
+            }, _idem_key(thread_id, key, f"scan:{outcome.door}") if key else None))
+            where.append(index)
+        receipts = self._append(events, len(events)) if events else ()
+        for index, receipt in zip(where, receipts, strict=True):
+            outcomes[index] = replace(outcomes[index], receipt=receipt)
+        return outcomes
+
+    def label(self, thread_id: str | None, labels: Sequence[str], *,
+              remember: bool = True) -> SecurityState:
+        """Add labels (``untrusted`` after flagged content) to a thread; returns the delta.
+
+        Graph surfaces write the delta to their state; with ``remember`` the
+        guard's memory is updated too, for threads without a security channel.
+        """
+        delta: SecurityState = {"labels": list(dict.fromkeys(labels)), "tool_calls": {},
+                                "total_calls": 0}
+        if remember and labels:
+            with self._lock:
+                self._threads[thread_id] = merge_security_state(self._threads.get(thread_id),
+                                                                delta)
+        return delta
 
     # -- sandboxes ----------------------------------------------------------------------
 
@@ -611,6 +755,12 @@ class Guard:
             raise ConfigurationError(msg)
         return [GuardedTool.wrap(t, guard=self, persona=persona, on_deny=mode, approver=approver)
                 for t in tools]
+
+
+def _describe(door: str, source: str | None) -> str:
+    what = {"input": "the input", "documents": "a retrieved document",
+            "tool_output": "the tool output"}.get(door, "the text")
+    return f"{what} from {source}" if source else what
 
 
 def _idem_key(thread_id: str | None, call_id: str | None, phase: str) -> str | None:

@@ -54,6 +54,7 @@ class _Batch:
 
     entries: dict[int, _Entry]
     thread_id: str | None
+    labels: list[str]  # labels the outputs gave the thread (appended from worker threads)
 
 
 # The batch being run. Keys are the identity of the tool-call dicts: ToolNode runs
@@ -199,7 +200,7 @@ class GuardedToolNode(ToolNode):
                        for call, d, receipt in zip(calls, check.decisions, receipts,
                                                    strict=True)]
         batch = _Batch({id(call): entry for call, entry in zip(calls, entries, strict=True)},
-                       thread_id)
+                       thread_id, [])
         update = {self.security_key: delta} if security is not None else None
         return batch, update
 
@@ -229,8 +230,12 @@ class GuardedToolNode(ToolNode):
                 return list(calls[: ids.index(call.get("id"))])
         return []
 
-    @staticmethod
-    def _finish(output: Any, update: dict[str, Any] | None) -> Any:
+    def _finish(self, output: Any, update: dict[str, Any] | None, batch: _Batch) -> Any:
+        if batch.labels:  # untrusted content came in: the thread remembers it
+            delta = self.guard.label(batch.thread_id, batch.labels, remember=update is None)
+            if update is not None:
+                update = {self.security_key: merge_security_state(update[self.security_key],
+                                                                  delta)}
         if update is None:
             return output
         if isinstance(output, dict):
@@ -244,7 +249,7 @@ class GuardedToolNode(ToolNode):
             output = super()._func(input, config, runtime)
         finally:
             _BATCH.reset(token)
-        return self._finish(output, update)
+        return self._finish(output, update, batch)
 
     async def _afunc(self, input: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
         if self.guard.audit is None:
@@ -256,18 +261,34 @@ class GuardedToolNode(ToolNode):
             output = await super()._afunc(input, config, runtime)
         finally:
             _BATCH.reset(token)
-        return self._finish(output, update)
+        return self._finish(output, update, batch)
 
     # -- one call -----------------------------------------------------------------
 
     @staticmethod
-    def _lookup(call: Any) -> tuple[_Entry, str | None]:
+    def _lookup(call: Any) -> tuple[_Entry, _Batch | None]:
         batch = _BATCH.get()
         missing = _Entry(_UNDECIDED, None, call, "Error: the call was not decided; it did "
                                                  "not run.")
         if batch is None:
             return missing, None
-        return batch.entries.get(id(call), missing), batch.thread_id
+        return batch.entries.get(id(call), missing), batch
+
+    def _screen(self, entry: _Entry, batch: _Batch | None, output: Any) -> Any:
+        """Scan a tool's output at the tool-output door; what passes on, and labels."""
+        if not isinstance(output, ToolMessage):
+            return output
+        content = output.content if isinstance(output.content, str) else output.text
+        outcome = self.guard.scan(
+            content, door="tool_output", source=str(entry.call.get("name")),
+            thread_id=batch.thread_id if batch else None, key=entry.call.get("id"),
+            untrusted_source="untrusted_source" in entry.decision.labels)
+        if batch is not None and outcome.labels:
+            batch.labels.extend(outcome.labels)
+        if not outcome.changed:
+            return output
+        status = "error" if outcome.blocked else output.status
+        return output.model_copy(update={"content": outcome.text, "status": status})
 
     def _record(self, call: Any, receipt: Receipt | None, thread_id: str | None,
                 output: Any) -> None:
@@ -287,7 +308,8 @@ class GuardedToolNode(ToolNode):
 
     def _run_one(self, call: Any, input_type: Literal["list", "dict", "tool_calls"],
                  tool_runtime: Any) -> Any:
-        entry, thread_id = self._lookup(call)
+        entry, batch = self._lookup(call)
+        thread_id = batch.thread_id if batch else None
         if entry.refusal is not None:
             return self._refusal(call, entry.refusal)
         try:
@@ -299,11 +321,12 @@ class GuardedToolNode(ToolNode):
                                       status="raised", output=repr(exc))
             raise
         self._record(entry.call, entry.receipt, thread_id, output)
-        return output
+        return self._screen(entry, batch, output)
 
     async def _arun_one(self, call: Any, input_type: Literal["list", "dict", "tool_calls"],
                         tool_runtime: Any) -> Any:
-        entry, thread_id = self._lookup(call)
+        entry, batch = self._lookup(call)
+        thread_id = batch.thread_id if batch else None
         if entry.refusal is not None:
             return self._refusal(call, entry.refusal)
         try:
@@ -315,7 +338,7 @@ class GuardedToolNode(ToolNode):
                                     thread_id=thread_id, status="raised", output=repr(exc))
             raise
         await asyncio.to_thread(self._record, entry.call, entry.receipt, thread_id, output)
-        return output
+        return await asyncio.to_thread(self._screen, entry, batch, output)
 
     def _validate_tool_call(self, call: Any) -> ToolMessage | None:
         # ToolNode's own message lists every registered tool, including ones the

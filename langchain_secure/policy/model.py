@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from langchain_secure.errors import PolicyError, PolicyIssue
 from langchain_secure.policy.constraints import ArgConstraint
 from langchain_secure.sandbox.config import SandboxSpec
+from langchain_secure.scanning.config import ScanningSpec
 
 __all__ = [
     "BUILTIN_LABELS",
@@ -343,6 +344,9 @@ class Policy(_Model):
     limits: Limits = Field(default_factory=Limits)
     sandbox: SandboxSpec | None = None
     """Where code tools run (backend and limits); personas may override it."""
+    scanning: ScanningSpec = Field(default_factory=ScanningSpec)
+    """Which detectors run at each door (input, documents, tool output), and what
+    happens to flagged text. Default: the fast signatures everywhere."""
 
     @field_validator("labels")
     @classmethod
