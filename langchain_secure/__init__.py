@@ -23,6 +23,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from langchain_secure.doors import ScanOutcome
     from langchain_secure.errors import (
         ApprovalRequiredError,
         ConfigurationError,
@@ -34,11 +35,17 @@ if TYPE_CHECKING:
     )
     from langchain_secure.guard import BatchCheck, Guard, ReviewedCall
     from langchain_secure.integrations.approval import ApprovalNode, approval_required
+    from langchain_secure.integrations.callbacks import (
+        AsyncSecurityCallbackHandler,
+        SecurityCallbackHandler,
+    )
     from langchain_secure.integrations.nodes import GuardedToolNode
+    from langchain_secure.integrations.scan_nodes import DocumentScanNode, InputScanNode
     from langchain_secure.integrations.tools import GuardedTool
     from langchain_secure.policy.engine import Action, Decision, PolicyEngine
     from langchain_secure.policy.load import load_policy, load_policy_text
     from langchain_secure.policy.model import Policy
+    from langchain_secure.scanning.errors import PromptInjectionError
     from langchain_secure.state import (
         SecureMessagesState,
         SecurityState,
@@ -50,6 +57,12 @@ __version__ = "0.1.0.dev0"
 _EXPORTS: dict[str, str] = {
     "Action": "langchain_secure.policy.engine",
     "ApprovalNode": "langchain_secure.integrations.approval",
+    "AsyncSecurityCallbackHandler": "langchain_secure.integrations.callbacks",
+    "DocumentScanNode": "langchain_secure.integrations.scan_nodes",
+    "InputScanNode": "langchain_secure.integrations.scan_nodes",
+    "PromptInjectionError": "langchain_secure.scanning.errors",
+    "ScanOutcome": "langchain_secure.doors",
+    "SecurityCallbackHandler": "langchain_secure.integrations.callbacks",
     "ApprovalRequiredError": "langchain_secure.errors",
     "BatchCheck": "langchain_secure.guard",
     "ConfigurationError": "langchain_secure.errors",
@@ -77,20 +90,26 @@ __all__ = [
     "Action",
     "ApprovalNode",
     "ApprovalRequiredError",
+    "AsyncSecurityCallbackHandler",
     "BatchCheck",
     "ConfigurationError",
     "Decision",
+    "DocumentScanNode",
     "Guard",
     "GuardedTool",
     "GuardedToolNode",
+    "InputScanNode",
     "LangchainSecureError",
     "Policy",
     "PolicyDecisionError",
     "PolicyEngine",
     "PolicyError",
     "PolicyIssue",
+    "PromptInjectionError",
     "ReviewedCall",
+    "ScanOutcome",
     "SecureMessagesState",
+    "SecurityCallbackHandler",
     "SecurityState",
     "ToolNotAllowedError",
     "__version__",

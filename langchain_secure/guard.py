@@ -422,6 +422,27 @@ class Guard:
                                                                 delta)
         return delta
 
+    def callbacks(self, *, persona: str | None = None, thread_id: str | None = None,
+                  approver: Approver | None = None, asynchronous: bool = False) -> Any:
+        """A callback handler that scans the doors and decides tool calls for any run.
+
+        ``config={"callbacks": [guard.callbacks()]}``. See
+        :mod:`langchain_secure.integrations.callbacks`.
+
+        Args:
+            persona: The persona of the runs (default: the policy's default).
+            thread_id: The thread when the run's metadata has none.
+            approver: Answers calls that need approval (default: raise).
+            asynchronous: Return the async handler (for ``ainvoke``/``astream``).
+        """
+        from langchain_secure.integrations.callbacks import (
+            AsyncSecurityCallbackHandler,
+            SecurityCallbackHandler,
+        )
+
+        cls = AsyncSecurityCallbackHandler if asynchronous else SecurityCallbackHandler
+        return cls(self, persona=persona, thread_id=thread_id, approver=approver)
+
     # -- sandboxes ----------------------------------------------------------------------
 
     def sandbox_pool(self, persona: str | None) -> SandboxPool:
