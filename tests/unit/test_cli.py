@@ -81,8 +81,10 @@ def test_explain_invalid_policy(tmp_path: Path) -> None:
 def test_demo_gets_every_expected_decision(tmp_path: Path) -> None:
     code, out, _ = run("demo", "--audit-dir", str(tmp_path / "trail"))
     assert code == 0
-    assert ("8 tool calls: 3 allowed, 4 denied, 1 held for approval (1 approved); "
+    assert ("11 tool calls: 4 allowed, 6 denied, 1 held for approval (1 approved); "
             "emails sent: 1") in out
+    assert "Scenario 6: the output of fetch_url was quarantined; the model saw: " in out
+    assert "Scenario 7: the document from forum/4242 was quarantined (risk 0.90)" in out
     assert ("Scenario 5: send_email(cfo@example.com) was held by flows.no-silent-exfiltration; "
             "the reviewer (dana (a scripted reviewer)) said approve.") in out
     assert "  host secret visible: False" in out
@@ -93,13 +95,14 @@ def test_demo_gets_every_expected_decision(tmp_path: Path) -> None:
     assert decisions == [("search_docs", "ALLOW"), ("delete_customer", "DENY"),
                          ("read_file", "DENY"), ("run_sql", "DENY"), ("read_file", "ALLOW"),
                          ("send_email", "DENY"), ("send_email", "REQUIRE_APPROVAL"),
-                         ("run_python", "ALLOW")]
+                         ("fetch_url", "ALLOW"), ("send_email", "DENY"),
+                         ("send_email", "DENY"), ("run_python", "ALLOW")]
     assert "lcs-demo-" not in out  # the temporary path is never printed
-    assert "audit verify: ok: 13 records, signed through record 13" in out
+    assert "audit verify: ok: 19 records, signed through record 19" in out
     # the trail stays for a person to inspect, and verifies from the command line
     db = tmp_path / "trail" / "audit.db"
     assert run("audit", "verify", str(db))[:2] == (
-        0, f"ok: 13 records, 1 checkpoints, signed through record 13 "
+        0, f"ok: 19 records, 1 checkpoints, signed through record 19 "
            f"({_key_id(tmp_path / 'trail' / 'audit.db.key.pub.pem')})\n")
 
 
