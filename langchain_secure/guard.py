@@ -666,7 +666,8 @@ class Guard:
 
         asked = None
         if message is not None:
-            asked = {"id": message.id, "content": message.text[:MESSAGE_EXCERPT_CHARS]}
+            asked = {"id": message.id,
+                     "content": self._redact(message.text[:MESSAGE_EXCERPT_CHARS])}
         events = [
             AuditEvent("intent", {
                 "thread_id": thread_id,
@@ -716,12 +717,54 @@ class Guard:
         return self._append([event], 1)[0]
 
     def _audit_args(self, tool: str, args: Any) -> Any:
-        spec = self.policy.tools.get(tool)
-        if self.audit is None or spec is None or not spec.audit.hash_only \
-                or not isinstance(args, Mapping):
+        if self.audit is None or not isinstance(args, Mapping):
             return args
-        hidden = set(spec.audit.hash_only)
-        return {k: self.audit.keyed_hash(v) if k in hidden else v for k, v in args.items()}
+        spec = self.policy.tools.get(tool)
+        hidden = set(spec.audit.hash_only) if spec is not None else set()
+        return {k: self.audit.keyed_hash(v) if k in hidden else self._redact(v)
+                for k, v in args.items()}
+
+    def _redact(self, value: Any) -> Any:
+        """Secrets the detector finds in ``value`` replaced by their keyed hash."""
+        detector = self._secrets_detector()
+        if detector is None or self.audit is None:
+            return value
+        if isinstance(value, Mapping):
+            return {k: self._redact(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact(v) for v in value]
+        if not isinstance(value, str) or len(value) < 8:
+            return value
+        findings = sorted(detector.scan(value).findings, key=lambda f: f.span[0])
+        if not findings:
+            return value
+        out, last = [], 0
+        for finding in findings:
+            start, end = finding.span
+            if start < last:
+                continue
+            out += [value[last:start], f"[secret {self.audit.keyed_hash(value[start:end])}]"]
+            last = end
+        return "".join([*out, value[last:]])
+
+    def _secrets_detector(self) -> Any:
+        mode = self.policy.audit.redact_secrets
+        if mode is False:
+            return None
+        if not hasattr(self, "_secrets"):
+            try:
+                from langchain_secure.scanning.secrets import SecretsDetector
+
+                detector: Any = SecretsDetector(cache_size=0)
+                detector.scan("warm-up text")  # imports the detector's plugins now
+            except ImportError as exc:
+                if mode is True:
+                    raise AuditError("audit.redact_secrets is true but the secrets detector "
+                                     "is not installed; install with: pip install "
+                                     "'langchain-secure[llm-guard]'") from exc
+                detector = None
+            self._secrets = detector
+        return self._secrets
 
     def _append(self, events: list[Any], count: int) -> tuple[Receipt | None, ...]:
         assert self.audit is not None

@@ -48,6 +48,7 @@ from langchain_secure.scanning.config import ScanningSpec
 __all__ = [
     "BUILTIN_LABELS",
     "ApprovalCondition",
+    "AuditSpec",
     "ApprovalSpec",
     "FlowRule",
     "Limits",
@@ -299,6 +300,23 @@ class FlowRule(_Model):
         return _check_labels(value)
 
 
+class AuditSpec(_Model):
+    """How the audit log treats secrets.
+
+    Example:
+        ```python
+        from langchain_secure.policy import AuditSpec
+
+        AuditSpec.model_validate({"redact_secrets": True})
+        ```
+    """
+
+    redact_secrets: Literal["auto", True, False] = "auto"
+    """Secrets the secrets detector finds in arguments and model messages are stored
+    as keyed hashes. ``auto``: when the detector is installed (the ``llm-guard``
+    extra); ``true``: always, and sealing fails (calls do not run) without it."""
+
+
 class Limits(_Model):
     """Budgets that hold for every persona.
 
@@ -344,6 +362,7 @@ class Policy(_Model):
     limits: Limits = Field(default_factory=Limits)
     sandbox: SandboxSpec | None = None
     """Where code tools run (backend and limits); personas may override it."""
+    audit: AuditSpec = Field(default_factory=AuditSpec)
     scanning: ScanningSpec = Field(default_factory=ScanningSpec)
     """Which detectors run at each door (input, documents, tool output), and what
     happens to flagged text. Default: the fast signatures everywhere."""

@@ -190,3 +190,27 @@ def test_wrapped_tools_are_audited(db: Path) -> None:
     assert [(r["kind"], r["decision"]["action"] if "decision" in r else r["status"])
             for r in records(db)] == [("intent", "allow"), ("outcome", "success"),
                                       ("intent", "deny")]
+
+
+def test_secrets_found_in_arguments_and_messages_are_stored_hashed(db: Path) -> None:
+    log = AuditLog(db)
+    guard = Guard(load_policy_text(POLICY), audit=log)
+    token = "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"
+    graph(guard, [AIMessage(f"using {token}", tool_calls=[
+        tool_call("lookup", id="s1", key="abc"),
+        tool_call("login", id="s2", user=f"ada with key {token}", password="x")])]).invoke(
+        {"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": "sec"}})
+    raw = db.read_bytes() + Path(str(db) + "-wal").read_bytes()
+    assert token.encode() not in raw
+    intent = records(db)[1]
+    assert intent["args"]["user"] == f"ada with key [secret {log.keyed_hash(token)}]"
+    assert intent["message"]["content"] == f"using [secret {log.keyed_hash(token)}]"
+
+
+def test_redact_secrets_false_keeps_arguments(db: Path) -> None:
+    log = AuditLog(db)
+    guard = Guard(load_policy_text(POLICY + "audit: {redact_secrets: false}\n"), audit=log)
+    token = "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"
+    graph(guard, [[tool_call("lookup", id="s1", key=token)]]).invoke(
+        {"messages": [HumanMessage("go")]}, {"configurable": {"thread_id": "sec2"}})
+    assert records(db)[0]["args"] == {"key": token}
