@@ -636,6 +636,49 @@ class Guard:
             }, _idem_key(thread_id, result.decision.tool_call_id, "approval")))
         self._append(events, len(events))
 
+    # -- events for tracers ---------------------------------------------------------------
+
+    def publish_decisions(self, calls: Sequence[Mapping[str, Any]],
+                          decisions: Sequence[Decision],
+                          receipts: Sequence[Receipt | None], *, thread_id: str | None,
+                          config: Any) -> None:
+        """Publish decisions as guard events in the run ``config`` belongs to."""
+        from langchain_secure.events import publish
+
+        publish([{
+            "kind": "decision", "thread_id": thread_id, "tool": d.tool,
+            "tool_call_id": d.tool_call_id, "persona": d.persona,
+            "args": self._audit_args(d.tool, c.get("args")) if self.audit else
+            _redacted_for_trace(self, d.tool, c.get("args")),
+            "action": d.action.value, "rule": d.rule, "reason": d.reason,
+            "labels": list(d.labels), "receipt": _receipt_json(r),
+        } for c, d, r in zip(calls, decisions, receipts, strict=True)], config)
+
+    def publish_reviews(self, reviewed: Sequence[ReviewedCall], decisions: Sequence[Decision],
+                        response: Any, *, thread_id: str | None, config: Any) -> None:
+        """Publish the outcome of a person's review as guard events."""
+        from langchain_secure.events import publish
+
+        reviewer = response.get("reviewer") if isinstance(response, Mapping) else None
+        publish([{
+            "kind": "review", "thread_id": thread_id, "tool": r.decision.tool,
+            "tool_call_id": r.decision.tool_call_id, "persona": r.decision.persona,
+            "action": r.decision.action.value, "rule": r.decision.rule,
+            "reason": r.decision.reason, "reviewer": reviewer,
+        } for r, d in zip(reviewed, decisions, strict=True) if d.needs_approval], config)
+
+    def publish_scans(self, outcomes: Sequence[ScanOutcome], *, thread_id: str | None,
+                      config: Any) -> None:
+        """Publish scan outcomes (flagged or redacting ones) as guard events."""
+        from langchain_secure.events import publish
+
+        publish([{
+            "kind": "scan", "thread_id": thread_id, "door": o.door, "source": o.source,
+            "action": o.action if o.flagged else "pass", "risk": o.verdict.risk,
+            "findings": sorted(o.verdict.kinds), "labels": list(o.labels),
+            "receipt": _receipt_json(o.receipt),
+        } for o in outcomes if o.flagged or o.verdict.sanitized_text is not None], config)
+
     # -- the audit trail -----------------------------------------------------------
 
     def seal(self, calls: Sequence[Mapping[str, Any]], decisions: Sequence[Decision], *,
@@ -819,6 +862,20 @@ class Guard:
             raise ConfigurationError(msg)
         return [GuardedTool.wrap(t, guard=self, persona=persona, on_deny=mode, approver=approver)
                 for t in tools]
+
+
+def _receipt_json(receipt: Receipt | None) -> dict[str, Any] | None:
+    if receipt is None:
+        return None
+    return {"seq": receipt.seq, "hash": receipt.hash, "log_id": receipt.log_id}
+
+
+def _redacted_for_trace(guard: Guard, tool: str, args: Any) -> Any:
+    """Arguments for a trace without an audit log: hash-only ones are masked."""
+    spec = guard.policy.tools.get(tool)
+    if spec is None or not spec.audit.hash_only or not isinstance(args, Mapping):
+        return args
+    return {k: "[redacted]" if k in spec.audit.hash_only else v for k, v in args.items()}
 
 
 def _describe(door: str, source: str | None) -> str:

@@ -121,11 +121,15 @@ class ApprovalNode(RunnableCallable):
         persona = guard.resolve_persona(config, runtime.context, fixed=self.persona)
         check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id)
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
+        guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
+                                config=config)
         delta = check.delta
         if any(d.needs_approval for d in check.decisions):
             response = interrupt(guard.approval_request(calls, check.decisions, receipts))
             reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
                                           state=check.state, thread_id=thread_id)
+            guard.publish_reviews(reviewed, check.decisions, response, thread_id=thread_id,
+                                  config=config)
             approved = [r.decision for r, d in zip(reviewed, check.decisions, strict=True)
                         if d.needs_approval and r.runs]
             delta = merge_security_state(delta, guard.charge(thread_id, approved,

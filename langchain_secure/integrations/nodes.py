@@ -55,6 +55,7 @@ class _Batch:
     entries: dict[int, _Entry]
     thread_id: str | None
     labels: list[str]  # labels the outputs gave the thread (appended from worker threads)
+    config: Any = None  # the node run's config, for guard events
 
 
 # The batch being run. Keys are the identity of the tool-call dicts: ToolNode runs
@@ -176,6 +177,8 @@ class GuardedToolNode(ToolNode):
         # sealed before anything runs; an AuditError here means nothing runs
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id,
                               message=self._asking_message(container, calls[0]))
+        guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
+                                config=config)
         if self.on_deny == "raise":
             denied = next((d for d in check.decisions if d.denied), None)
             if denied is not None:
@@ -188,6 +191,8 @@ class GuardedToolNode(ToolNode):
             response = interrupt(guard.approval_request(calls, check.decisions, receipts))
             reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
                                           state=check.state, thread_id=thread_id)
+            guard.publish_reviews(reviewed, check.decisions, response, thread_id=thread_id,
+                                  config=config)
             approved = [r.decision for r, d in zip(reviewed, check.decisions, strict=True)
                         if d.needs_approval and r.runs]
             delta = merge_security_state(delta, guard.charge(thread_id, approved,
@@ -200,7 +205,7 @@ class GuardedToolNode(ToolNode):
                        for call, d, receipt in zip(calls, check.decisions, receipts,
                                                    strict=True)]
         batch = _Batch({id(call): entry for call, entry in zip(calls, entries, strict=True)},
-                       thread_id, [])
+                       thread_id, [], config)
         update = {self.security_key: delta} if security is not None else None
         return batch, update
 
@@ -285,6 +290,8 @@ class GuardedToolNode(ToolNode):
             untrusted_source="untrusted_source" in entry.decision.labels)
         if batch is not None and outcome.labels:
             batch.labels.extend(outcome.labels)
+        if batch is not None:
+            self.guard.publish_scans([outcome], thread_id=batch.thread_id, config=batch.config)
         if not outcome.changed:
             return output
         status = "error" if outcome.blocked else output.status

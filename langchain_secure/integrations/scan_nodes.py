@@ -87,6 +87,7 @@ class InputScanNode(_ScanNode):
         thread_id = (config.get("configurable") or {}).get("thread_id")
         outcome = self.guard.scan(message.text, door="input", source="user",
                                   thread_id=thread_id, key=message.id)
+        self.guard.publish_scans([outcome], thread_id=thread_id, config=config)
         if outcome.blocked:
             raise outcome.error()
         update: dict[str, Any] = {}
@@ -136,6 +137,7 @@ class DocumentScanNode(_ScanNode):
         keys = [f"doc:{hashlib.sha256(t.encode('utf-8')).hexdigest()[:16]}" for t in texts]
         outcomes = self.guard.scan_many(texts, door="documents", sources=sources,
                                         thread_id=thread_id, keys=keys)
+        self.guard.publish_scans(outcomes, thread_id=thread_id, config=config)
         kept: list[Any] = []
         labels: list[str] = []
         for document, outcome in zip(documents, outcomes, strict=True):
