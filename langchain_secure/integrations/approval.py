@@ -9,12 +9,11 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.runtime import Runtime
-from langgraph.types import interrupt
 
 from langchain_secure.errors import ConfigurationError
-from langchain_secure.guard import Guard, ReviewedCall
+from langchain_secure.guard import Guard
+from langchain_secure.integrations._base import require_guard, review_batch
 from langchain_secure.integrations.nodes import NO_THREAD_MESSAGE
-from langchain_secure.state import merge_security_state
 
 __all__ = ["REFUSED_NOTE", "ApprovalNode", "approval_required"]
 
@@ -92,11 +91,8 @@ class ApprovalNode(RunnableCallable):
     def __init__(self, guard: Guard, *, persona: str | None = None,
                  security_key: str = "security", messages_key: str = "messages",
                  name: str = "approval") -> None:
-        if not isinstance(guard, Guard):
-            msg = f"guard must be a langchain_secure.Guard, not {type(guard).__name__}"
-            raise ConfigurationError(msg)
         super().__init__(self._func, self._afunc, name=name, trace=False)
-        self.guard = guard
+        self.guard = require_guard(guard)
         self.persona = persona
         self.security_key = security_key
         self.messages_key = messages_key
@@ -123,20 +119,9 @@ class ApprovalNode(RunnableCallable):
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
         guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
                                 config=config)
-        delta = check.delta
-        if any(d.needs_approval for d in check.decisions):
-            response = interrupt(guard.approval_request(calls, check.decisions, receipts))
-            reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
-                                          state=check.state, thread_id=thread_id)
-            guard.publish_reviews(reviewed, check.decisions, response, thread_id=thread_id,
-                                  config=config)
-            approved = [r.decision for r, d in zip(reviewed, check.decisions, strict=True)
-                        if d.needs_approval and r.runs]
-            delta = merge_security_state(delta, guard.charge(thread_id, approved,
-                                                             remember=security is None))
-        else:
-            reviewed = [ReviewedCall(c, d, None if d.allowed else guard.refusal_message(d))
-                        for c, d in zip(calls, check.decisions, strict=True)]
+        reviewed, delta = review_batch(guard, calls, check, receipts, persona=persona,
+                                       thread_id=thread_id, state_in_graph=security is not None,
+                                       config=config)
         update: dict[str, Any] = {}
         if security is not None:
             update[self.security_key] = delta

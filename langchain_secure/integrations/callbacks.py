@@ -32,6 +32,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_secure.approval import Approver, RaiseApprover
 from langchain_secure.guard import Guard
+from langchain_secure.integrations._base import require_guard
 
 __all__ = ["CALLBACK_EDIT_MESSAGE", "AsyncSecurityCallbackHandler", "SecurityCallbackHandler"]
 
@@ -46,10 +47,7 @@ class _Core:
 
     def __init__(self, guard: Guard, persona: str | None, thread_id: str | None,
                  approver: Approver | None) -> None:
-        if not isinstance(guard, Guard):
-            msg = f"guard must be a langchain_secure.Guard, not {type(guard).__name__}"
-            raise TypeError(msg)
-        self.guard = guard
+        self.guard = require_guard(guard)
         self.persona = persona
         self.thread_id = thread_id
         self.approver = approver or RaiseApprover()

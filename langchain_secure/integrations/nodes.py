@@ -15,10 +15,10 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.prebuilt import ToolNode
 from langgraph.prebuilt.tool_node import ToolCallWrapper
 from langgraph.runtime import Runtime
-from langgraph.types import interrupt
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
+from langchain_secure.integrations._base import require_guard, review_batch
 from langchain_secure.policy.engine import Action, Decision
 from langchain_secure.state import merge_security_state
 
@@ -135,9 +135,7 @@ class GuardedToolNode(ToolNode):
         wrap_tool_call: ToolCallWrapper | None = None,
         awrap_tool_call: Any = None,
     ) -> None:
-        if not isinstance(guard, Guard):
-            msg = f"guard must be a langchain_secure.Guard, not {type(guard).__name__}"
-            raise ConfigurationError(msg)
+        require_guard(guard)
         if on_deny is not None and on_deny not in ("message", "raise"):
             msg = f"on_deny must be 'message' or 'raise', not {on_deny!r}"
             raise ConfigurationError(msg)
@@ -183,27 +181,11 @@ class GuardedToolNode(ToolNode):
             denied = next((d for d in check.decisions if d.denied), None)
             if denied is not None:
                 raise guard.refusal_error(denied)
-        delta = check.delta
-        if any(d.needs_approval for d in check.decisions):
-            # one interrupt for the whole batch; on resume the node runs again from
-            # the top, the seals above are idempotent, and interrupt() returns the
-            # reviewer's decisions
-            response = interrupt(guard.approval_request(calls, check.decisions, receipts))
-            reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
-                                          state=check.state, thread_id=thread_id)
-            guard.publish_reviews(reviewed, check.decisions, response, thread_id=thread_id,
-                                  config=config)
-            approved = [r.decision for r, d in zip(reviewed, check.decisions, strict=True)
-                        if d.needs_approval and r.runs]
-            delta = merge_security_state(delta, guard.charge(thread_id, approved,
-                                                             remember=security is None))
-            entries = [_Entry(r.decision, receipt, r.call, r.refusal)
-                       for r, receipt in zip(reviewed, receipts, strict=True)]
-        else:
-            entries = [_Entry(d, receipt, call,
-                              None if d.allowed else guard.refusal_message(d))
-                       for call, d, receipt in zip(calls, check.decisions, receipts,
-                                                   strict=True)]
+        reviewed, delta = review_batch(guard, calls, check, receipts, persona=persona,
+                                       thread_id=thread_id, state_in_graph=security is not None,
+                                       config=config)
+        entries = [_Entry(r.decision, receipt, r.call, r.refusal)
+                   for r, receipt in zip(reviewed, receipts, strict=True)]
         batch = _Batch({id(call): entry for call, entry in zip(calls, entries, strict=True)},
                        thread_id, [], config)
         update = {self.security_key: delta} if security is not None else None

@@ -12,19 +12,16 @@ from langchain_core.runnables import RunnableConfig
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.runtime import Runtime
 
-from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard
+from langchain_secure.integrations._base import require_guard
 
 __all__ = ["DocumentScanNode", "InputScanNode"]
 
 
 class _ScanNode(RunnableCallable):
     def __init__(self, guard: Guard, *, name: str, security_key: str) -> None:
-        if not isinstance(guard, Guard):
-            msg = f"guard must be a langchain_secure.Guard, not {type(guard).__name__}"
-            raise ConfigurationError(msg)
         super().__init__(self._func, self._afunc, name=name, trace=False)
-        self.guard = guard
+        self.guard = require_guard(guard)
         self.security_key = security_key
 
     def _func(self, state: Any, config: RunnableConfig, runtime: Runtime[Any]) -> Any:

@@ -1,0 +1,51 @@
+"""What the graph nodes share: checking the guard, and the review step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langgraph.types import interrupt
+
+from langchain_secure.errors import ConfigurationError
+from langchain_secure.guard import BatchCheck, Guard, ReviewedCall
+from langchain_secure.state import SecurityState, merge_security_state
+
+__all__ = ["require_guard", "review_batch"]
+
+
+def require_guard(guard: Any) -> Guard:
+    """``guard`` itself, or a ConfigurationError naming what was passed instead."""
+    if not isinstance(guard, Guard):
+        msg = f"guard must be a langchain_secure.Guard, not {type(guard).__name__}"
+        raise ConfigurationError(msg)
+    return guard
+
+
+def review_batch(guard: Guard, calls: Sequence[Mapping[str, Any]], check: BatchCheck,
+                 receipts: Sequence[Any], *, persona: str | None, thread_id: str | None,
+                 state_in_graph: bool, config: Any) -> tuple[list[ReviewedCall], SecurityState]:
+    """What runs of a decided batch, asking a person first when the policy says so.
+
+    Without calls that need approval this only turns decisions into refusals.
+    Otherwise it pauses the graph with one ``interrupt()`` for the batch; on
+    resume (the node runs again from the top, its seals are idempotent) the
+    reviewer's decisions are applied by :meth:`Guard.apply_review`, published,
+    and the approved calls are counted.
+
+    Returns:
+        One reviewed call per call, and the batch's security-state delta.
+    """
+    if not any(d.needs_approval for d in check.decisions):
+        return [ReviewedCall(c, d, None if d.allowed else guard.refusal_message(d))
+                for c, d in zip(calls, check.decisions, strict=True)], check.delta
+    response = interrupt(guard.approval_request(calls, check.decisions, receipts))
+    reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
+                                  state=check.state, thread_id=thread_id)
+    guard.publish_reviews(reviewed, check.decisions, response, thread_id=thread_id,
+                          config=config)
+    approved = [r.decision for r, d in zip(reviewed, check.decisions, strict=True)
+                if d.needs_approval and r.runs]
+    delta = merge_security_state(check.delta, guard.charge(thread_id, approved,
+                                                           remember=not state_in_graph))
+    return reviewed, delta
