@@ -23,7 +23,7 @@ $(VENV)/.demo-stamp: pyproject.toml | $(BIN)/python
 # torch==2.13.0 goes in the same pip command as llm-guard, so pip takes the local CPU
 # build instead of resolving a CUDA build from the index.
 $(VENV)/.test-stamp: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard,postgres,e2b,middleware,notebook]" --group dev
+	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard,postgres,e2b,middleware,notebook,langfuse]" --group dev
 	@touch $@ $(VENV)/.demo-stamp
 
 # Debian packages, installed only when missing (root and apt-get needed then):
