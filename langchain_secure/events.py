@@ -1,6 +1,7 @@
 """Guard events, published as LangChain custom events so tracers can attach them.
 
-Every decision, review and scan a surface acts on is dispatched (when the
+Every decision, review and scan a surface acts on, and every sandboxed run of
+the ``run_python`` tool, is dispatched (when the
 surface runs inside a LangChain/LangGraph run) as a custom event named
 :data:`GUARD_EVENT` with a :class:`GuardEventData` payload. Callback handlers
 receive it in ``on_custom_event`` with the ``run_id`` of the run it happened in
@@ -27,7 +28,7 @@ logger = logging.getLogger("langchain_secure")
 class GuardEventData(TypedDict):
     """The payload of a guard event (JSON-safe; arguments as the audit log stores them)."""
 
-    kind: Literal["decision", "review", "scan"]
+    kind: Literal["decision", "review", "scan", "sandbox"]
     thread_id: str | None
     tool: NotRequired[str | None]
     tool_call_id: NotRequired[str | None]
@@ -43,6 +44,8 @@ class GuardEventData(TypedDict):
     risk: NotRequired[float]
     findings: NotRequired[list[str]]
     receipt: NotRequired[dict[str, Any] | None]
+    backend: NotRequired[str]
+    sandbox: NotRequired[dict[str, Any]]
 
 
 def publish(events: list[GuardEventData], config: Any) -> None:

@@ -28,6 +28,25 @@ DEFAULT_THREAD_ID = "default"
 _TRACEBACK_LINES = 12
 
 
+def _publish_run(result: ExecutionResult, thread_id: str, config: Any,
+                 run_manager: Any) -> None:
+    """Publish the run as a guard event (for tracers), in the tool's own run."""
+    from langchain_core.runnables.config import patch_config
+
+    from langchain_secure.events import publish
+
+    if run_manager is None:
+        return
+    config = patch_config(config, callbacks=run_manager.get_child())
+    publish([{"kind": "sandbox", "thread_id": thread_id, "tool": "run_python",
+              "action": result.status, "backend": result.backend,
+              "sandbox": {"status": result.status, "exit_code": result.exit_code,
+                          "duration_s": round(result.duration_s, 4),
+                          "timed_out": result.timed_out, "killed": result.killed,
+                          "truncated": result.truncated, "state_lost": result.state_lost,
+                          "error": result.error.name if result.error else None}}], config)
+
+
 def format_result(result: ExecutionResult) -> str:
     r"""The compact text a model reads: output, the last value, the error, the limits hit.
 
@@ -168,6 +187,7 @@ class SandboxedPythonTool(BaseTool):
             result = target.run(thread_id, code, timeout_s=self.timeout_s)
         else:
             result = target.run(code, timeout_s=self.timeout_s)
+        _publish_run(result, thread_id, config, run_manager)
         return format_result(result)
 
     async def _arun(self, code: str, config: RunnableConfig,
@@ -177,6 +197,7 @@ class SandboxedPythonTool(BaseTool):
             result = await target.arun(thread_id, code, timeout_s=self.timeout_s)
         else:
             result = await target.arun(code, timeout_s=self.timeout_s)
+        _publish_run(result, thread_id, config, run_manager)
         return format_result(result)
 
     def close(self) -> None:

@@ -29,7 +29,8 @@ Level = Literal["DEFAULT", "WARNING", "ERROR"]
 ERROR_ACTIONS = frozenset({"deny", "block", "quarantine"})
 """Actions that stopped a call or withheld a text: level ``ERROR``, trace tag ``blocked``."""
 
-WARNING_ACTIONS = frozenset({"require_approval", "spotlight", "mark", "log"})
+WARNING_ACTIONS = frozenset({"require_approval", "spotlight", "mark", "log", "timeout",
+                             "killed"})
 """Actions that held a call for a person or passed flagged text on: level ``WARNING``."""
 
 
@@ -113,7 +114,12 @@ def guard_observation(event: Mapping[str, Any]) -> GuardObservation:
     receipt = event.get("receipt") if isinstance(event.get("receipt"), Mapping) else {}
     risk = event.get("risk")
     risk = float(risk) if isinstance(risk, int | float) and not isinstance(risk, bool) else None
-    if kind == "scan":
+    if kind == "sandbox":
+        target = f"{event.get('tool')} in {event.get('backend')}"
+        inputs = _dropping_none({"tool": event.get("tool"), "backend": event.get("backend")})
+        outputs = dict(event.get("sandbox") or {})
+        reason = f"sandboxed code ended with status {action!r}"
+    elif kind == "scan":
         door, source = event.get("door"), event.get("source")
         target = f"{door}:{source}" if source else str(door)
         inputs = _dropping_none({"door": door, "source": source})

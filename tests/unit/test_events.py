@@ -72,3 +72,31 @@ def test_decision_review_and_scan_events_in_the_tool_node_run() -> None:
     assert pay_decision["args"] == {"amount": "[redacted]"}  # hash-only, no audit log
     review = recorder.events[4][1]
     assert (review["reviewer"], review["thread_id"]) == ("ana", "ev")
+
+
+def test_sandbox_runs_are_published_in_the_tool_run() -> None:
+    from langchain_secure.sandbox import ExecutionResult, SandboxedPythonTool
+    from langchain_secure.sandbox.testing import FakeSandbox
+
+    recorder = Recorder()
+    fake = FakeSandbox(default=lambda code: ExecutionResult(
+        stdout="hi\n", backend="fake", duration_s=0.01, timed_out=True, killed="timeout"))
+    tool_ = SandboxedPythonTool(sandbox=fake)
+    tool_.invoke({"code": "while True: pass"},
+                 {"callbacks": [recorder], "configurable": {"thread_id": "sb"}})
+    [(name, data, _)] = recorder.events
+    assert name == GUARD_EVENT
+    assert (data["kind"], data["action"], data["backend"], data["thread_id"]) == (
+        "sandbox", "timeout", "fake", "sb")
+    assert data["sandbox"]["killed"] == "timeout"
+
+
+def test_sandbox_event_becomes_a_warning_observation() -> None:
+    from langchain_secure.tracing import guard_observation
+
+    observation = guard_observation({"kind": "sandbox", "thread_id": "t", "tool": "run_python",
+                                     "action": "timeout", "backend": "bubblewrap",
+                                     "sandbox": {"timed_out": True}})
+    assert (observation.name, observation.level) == ("guard sandbox: run_python in bubblewrap",
+                                                     "WARNING")
+    assert observation.output == {"timed_out": True}
