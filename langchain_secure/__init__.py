@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         PolicyDecisionError,
         PolicyError,
         PolicyIssue,
+        PromptInjectionError,
         ToolNotAllowedError,
     )
     from langchain_secure.guard import BatchCheck, Guard, ReviewedCall
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from langchain_secure.policy.engine import Action, Decision, PolicyEngine
     from langchain_secure.policy.load import load_policy, load_policy_text
     from langchain_secure.policy.model import Policy
-    from langchain_secure.scanning.errors import PromptInjectionError
     from langchain_secure.state import (
         SecureMessagesState,
         SecurityState,
@@ -61,7 +61,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncSecurityCallbackHandler": "langchain_secure.integrations.callbacks",
     "DocumentScanNode": "langchain_secure.integrations.scan_nodes",
     "InputScanNode": "langchain_secure.integrations.scan_nodes",
-    "PromptInjectionError": "langchain_secure.scanning.errors",
+    "PromptInjectionError": "langchain_secure.errors",
     "ScanOutcome": "langchain_secure.doors",
     "SecurityCallbackHandler": "langchain_secure.integrations.callbacks",
     "ApprovalRequiredError": "langchain_secure.errors",

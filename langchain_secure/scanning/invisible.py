@@ -12,7 +12,7 @@ Example:
     ```python
     from langchain_secure.scanning import InvisibleTextDetector
 
-    verdict = InvisibleTextDetector().scan("pay\\u200bpal")
+    verdict = InvisibleTextDetector().scan("pay\u200bpal")
     assert verdict.sanitized_text == "paypal" and verdict.findings[0].span == (3, 4)
     ```
 """

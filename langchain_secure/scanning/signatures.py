@@ -646,7 +646,7 @@ class SignatureDetector(BaseDetector):
         from langchain_secure.scanning import SignatureDetector
 
         detector = SignatureDetector()
-        verdict = detector.scan("hi" + "\\u200b" * 4 + "there")
+        verdict = detector.scan("hi" + "\u200b" * 4 + "there")
         assert verdict.sanitized_text == "hithere"
         assert verdict.findings[0].span == (2, 6)
         ```
