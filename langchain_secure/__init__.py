@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         AsyncSecurityCallbackHandler,
         SecurityCallbackHandler,
     )
+    from langchain_secure.integrations.middleware import SecurityMiddleware
     from langchain_secure.integrations.nodes import GuardedToolNode
     from langchain_secure.integrations.scan_nodes import DocumentScanNode, InputScanNode
     from langchain_secure.integrations.tools import GuardedTool
@@ -64,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "PromptInjectionError": "langchain_secure.errors",
     "ScanOutcome": "langchain_secure.doors",
     "SecurityCallbackHandler": "langchain_secure.integrations.callbacks",
+    "SecurityMiddleware": "langchain_secure.integrations.middleware",
     "ApprovalRequiredError": "langchain_secure.errors",
     "BatchCheck": "langchain_secure.guard",
     "ConfigurationError": "langchain_secure.errors",
@@ -111,6 +113,7 @@ __all__ = [
     "ScanOutcome",
     "SecureMessagesState",
     "SecurityCallbackHandler",
+    "SecurityMiddleware",
     "SecurityState",
     "ToolNotAllowedError",
     "__version__",

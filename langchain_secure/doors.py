@@ -97,7 +97,7 @@ class ScanOutcome:
     @property
     def changed(self) -> bool:
         """True when what passes on differs from the scanned text."""
-        return self.flagged and self.action in ("block", "quarantine", "spotlight") or \
+        return (self.flagged and self.action in ("block", "quarantine", "spotlight")) or \
             self.verdict.sanitized_text is not None
 
     def error(self) -> PromptInjectionError:

@@ -443,6 +443,16 @@ class Guard:
         cls = AsyncSecurityCallbackHandler if asynchronous else SecurityCallbackHandler
         return cls(self, persona=persona, thread_id=thread_id, approver=approver)
 
+    def middleware(self, *, persona: str | None = None, on_deny: OnDeny | None = None) -> Any:
+        """The ``create_agent`` middleware deciding every tool call with this guard.
+
+        ``create_agent(model, tools, middleware=[guard.middleware()])``; see
+        :class:`~langchain_secure.integrations.middleware.SecurityMiddleware`.
+        """
+        from langchain_secure.integrations.middleware import SecurityMiddleware
+
+        return SecurityMiddleware(self, persona=persona, on_deny=on_deny)
+
     # -- sandboxes ----------------------------------------------------------------------
 
     def sandbox_pool(self, persona: str | None) -> SandboxPool:

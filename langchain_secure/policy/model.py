@@ -48,8 +48,8 @@ from langchain_secure.scanning.config import ScanningSpec
 __all__ = [
     "BUILTIN_LABELS",
     "ApprovalCondition",
-    "AuditSpec",
     "ApprovalSpec",
+    "AuditSpec",
     "FlowRule",
     "Limits",
     "PersonaSpec",

@@ -29,6 +29,7 @@ EXPECTED_ALL = [
     "ScanOutcome",
     "SecureMessagesState",
     "SecurityCallbackHandler",
+    "SecurityMiddleware",
     "SecurityState",
     "ToolNotAllowedError",
     "__version__",
