@@ -109,6 +109,10 @@ def _parse_yaml(text: str, filename: str) -> tuple[Any, _Locations]:
         raise PolicyError([_issue(filename, where, (), f"invalid YAML: {problem}")]) from None
     except YAMLError as exc:
         raise PolicyError([_issue(filename, None, (), f"invalid YAML: {exc}")]) from None
+    except Exception as exc:  # ruamel raises IndexError/ValueError on some scalars ('-_')
+        raise PolicyError([_issue(filename, None, (),
+                                  f"invalid YAML: the parser failed ({type(exc).__name__}: "
+                                  f"{exc})")]) from None
     locations: _Locations = {(): (1, 1)}
     bad_keys: list[PolicyIssue] = []
     data = _plain(raw, (), locations, bad_keys, filename)
