@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from typing_extensions import Self
+from langchain_secure._closing import Closing
 
 __all__ = [
     "CodeSandbox",
@@ -206,7 +206,7 @@ class CodeSandbox(Protocol):
         ...
 
 
-class SandboxBase:
+class SandboxBase(Closing):
     """Shared plumbing for backends: context managers and default async methods.
 
     Subclasses implement :meth:`start`, :meth:`run` and :meth:`close`; the async
@@ -245,23 +245,6 @@ class SandboxBase:
         return await asyncio.to_thread(self.run, code, language=language,
                                        timeout_s=timeout_s)
 
-    async def aclose(self) -> None:
-        """Async :meth:`close` (in a worker thread)."""
-        await asyncio.to_thread(self.close)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
 
 
 def _check_language(language: Any) -> Language:

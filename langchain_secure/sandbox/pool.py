@@ -9,10 +9,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 
-from typing_extensions import Self
-
+from langchain_secure._closing import Closing
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.sandbox.base import CodeSandbox, ExecutionResult, Language
 from langchain_secure.sandbox.errors import SandboxClosedError, SandboxPoolFullError
@@ -46,7 +44,7 @@ class _Entry:
     busy: int = 0
 
 
-class SandboxPool:
+class SandboxPool(Closing):
     """Sessions keyed by thread id, with a few warm sandboxes ready for new threads.
 
     ``pool.get(thread_id)`` returns that thread's session, making one (from a
@@ -301,20 +299,3 @@ class SandboxPool:
             thread.join(timeout=60)
         self._close_all(sandboxes)
 
-    async def aclose(self) -> None:
-        """Async :meth:`close`."""
-        await asyncio.to_thread(self.close)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
