@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
 from langchain_secure.errors import ConfigurationError
@@ -39,9 +40,23 @@ def review_batch(guard: Guard, calls: Sequence[Mapping[str, Any]], check: BatchC
     if not any(d.needs_approval for d in check.decisions):
         return [ReviewedCall(c, d, None if d.allowed else guard.refusal_message(d))
                 for c, d in zip(calls, check.decisions, strict=True)], check.delta
-    response = interrupt(guard.approval_request(calls, check.decisions, receipts))
-    reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
-                                  state=check.state, thread_id=thread_id)
+    request = guard.approval_request(calls, check.decisions, receipts)
+    response = interrupt(request)
+    attempt = 0
+    while True:
+        try:
+            reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
+                                          state=check.state, thread_id=thread_id)
+            break
+        except ValueError as error:
+            # LangGraph keeps a rejected resume value and replays it to this node's
+            # first interrupt on every re-run; a corrected value is stored for the next
+            # interrupt index. Look there; with none, report the error to the caller.
+            attempt += 1
+            try:
+                response = interrupt({**request, "error": str(error), "attempt": attempt})
+            except GraphInterrupt:  # our own probe found no newer value: not control flow
+                raise error from None
     guard.publish_reviews(reviewed, check.decisions, response, thread_id=thread_id,
                           config=config)
     approved = [r.decision for r, d in zip(reviewed, check.decisions, strict=True)

@@ -351,3 +351,19 @@ def test_console_approver_reads_the_terminal(guard: Guard) -> None:
     assert safe.invoke({"amount": 500, "to": "ACME"}) == "paid 10.0 to GLOBEX"
     assert "Approval needed: pay(" in out.getvalue()
     assert "not JSON" in out.getvalue()
+
+
+@pytest.mark.parametrize("node", ["guarded", "approval"])
+def test_a_corrected_resume_works_after_bad_ones(guard: Guard, node: str) -> None:
+    # LangGraph replays a rejected resume value to the node's first interrupt on every
+    # re-run; the node must find the corrected value instead of failing forever
+    script = [[tool_call("pay", id="p1", amount=500, to="ACME")]]
+    graph = app(guard, script) if node == "guarded" else plain(guard, script)
+    _, config = start(graph, f"retry-{node}")
+    for bad in ({"decisions": [approve(), approve()]}, {"decisions": [{"type": "nope"}]}):
+        with pytest.raises(ValueError, match="Number of human decisions|is not allowed"):
+            graph.invoke(Command(resume=bad), config)
+    assert RAN == []
+    result = graph.invoke(Command(resume={"decisions": [approve()]}), config)
+    assert RAN == [("pay", (500, "ACME"))]
+    assert tools_out(result) == [("pay", "success", "paid 500.0 to ACME")]
