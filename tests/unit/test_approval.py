@@ -361,7 +361,7 @@ def test_a_corrected_resume_works_after_bad_ones(guard: Guard, node: str) -> Non
     graph = app(guard, script) if node == "guarded" else plain(guard, script)
     _, config = start(graph, f"retry-{node}")
     for bad in ({"decisions": [approve(), approve()]}, {"decisions": [{"type": "nope"}]}):
-        with pytest.raises(ValueError, match="Number of human decisions|is not allowed"):
+        with pytest.raises(ValueError, match=r"Number of human decisions|is not allowed"):
             graph.invoke(Command(resume=bad), config)
     assert RAN == []
     result = graph.invoke(Command(resume={"decisions": [approve()]}), config)
