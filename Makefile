@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test unit lint bench bench-scanning clean system-demo system-test
+.PHONY: demo test unit lint docs bench bench-scanning clean system-demo system-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ unit: $(VENV)/.test-stamp
 lint: $(VENV)/.test-stamp
 	$(BIN)/ruff check langchain_secure tests benchmarks
 	$(BIN)/mypy
+
+docs: $(VENV)/.test-stamp
+	$(BIN)/python scripts/gen_policy_reference.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(VENV)/.test-stamp
 	$(BIN)/python benchmarks/bench_policy.py
