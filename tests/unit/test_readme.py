@@ -27,7 +27,7 @@ def test_readme_block_runs(block: str, tmp_path: Path, monkeypatch: pytest.Monke
     with contextlib.redirect_stdout(out):
         exec(compile(block, str(README), "exec"), {})
     expected = [line.split("# ", 1)[1].strip() for line in block.splitlines()
-                if line.startswith("print(") and "# " in line]
+                if line.strip().startswith("print(") and "# " in line]
     comments = [line[2:] for line in block.splitlines() if line.startswith("# ")]
     printed = out.getvalue().strip().splitlines()
     if comments:  # a multi-line expected output follows the print as comments
@@ -43,4 +43,4 @@ def test_readme_block_runs(block: str, tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_there_are_readme_examples() -> None:
-    assert len(BLOCKS) == 3
+    assert len(BLOCKS) == 5
