@@ -166,7 +166,9 @@ def test_huge_output_is_capped(make: Make) -> None:
                 return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
-    sandbox = make(max_output_bytes=4096)
+    # a ceiling for a runaway, not a speed expectation: pushing 100 MB through gVisor
+    # took longer than the suite's 3 s default on a loaded machine
+    sandbox = make(max_output_bytes=4096, timeout_s=60)
     sandbox.run("0")
     before = rss_kb()
     printed = sandbox.run("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 2**20)")
