@@ -449,7 +449,10 @@ NODE_POLICY: dict[str, Any] = {
     "default_persona": "agent",
     "personas": {"agent": {"tools": ["lookup_order"]}},
     "tools": {"lookup_order": {"args": {"order_id": {"regex": "ORD-[0-9]{8}"}}}},
+    # the issue's target excludes audit and scanning: the tool-output door is off here
+    "scanning": {"tool_output": {"detectors": []}},
 }
+NODE_POLICY_SCANNING: dict[str, Any] = {**NODE_POLICY, "scanning": {}}  # default signatures
 
 
 def _message(n: int) -> dict[str, Any]:
@@ -460,8 +463,8 @@ def _message(n: int) -> dict[str, Any]:
     return {"messages": [AIMessage(content="", tool_calls=calls)], "security": {}}
 
 
-def make_nodes() -> tuple[ToolNode, GuardedToolNode, dict[str, Any]]:
-    guard = Guard(Policy.model_validate(NODE_POLICY))
+def make_nodes(scanning: bool = False) -> tuple[ToolNode, GuardedToolNode, dict[str, Any]]:
+    guard = Guard(Policy.model_validate(NODE_POLICY_SCANNING if scanning else NODE_POLICY))
     bare = ToolNode([lookup_order])
     guarded = GuardedToolNode([lookup_order], guard=guard)
     # Outside a graph, ToolNode needs the LangGraph runtime in the config (inside a
@@ -470,9 +473,10 @@ def make_nodes() -> tuple[ToolNode, GuardedToolNode, dict[str, Any]]:
     return bare, guarded, config
 
 
-def bench_nodes(n_calls: int, invocations: int, warmup: int) -> dict[str, list[float]]:
+def bench_nodes(n_calls: int, invocations: int, warmup: int,
+                scanning: bool = False) -> dict[str, list[float]]:
     """ms per invocation for bare and guarded nodes, interleaved bare, guarded, ..."""
-    bare, guarded, config = make_nodes()
+    bare, guarded, config = make_nodes(scanning)
     message = _message(n_calls)
     expected = len(bare.invoke(message, config)["messages"])
     result = guarded.invoke(message, config)["messages"]
@@ -633,14 +637,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"(b) GuardedToolNode vs ToolNode, {invocations:,} invocations each, interleaved")
     node_rows = []
     overheads: dict[int, float] = {}
-    for n_calls in (1, 4):
-        times = bench_nodes(n_calls, invocations, node_warmup)
+    for n_calls, scanning in ((1, False), (4, False), (1, True)):
+        times = bench_nodes(n_calls, invocations, node_warmup, scanning)
         b, g = summary(times["bare"]), summary(times["guarded"])
         paired = summary([gv - bv for gv, bv in zip(times["guarded"], times["bare"],
                                                     strict=True)])
         overhead = g["p50"] - b["p50"]
-        overheads[n_calls] = overhead / n_calls
+        if not scanning:  # the target excludes scanning
+            overheads[n_calls] = overhead / n_calls
         label = "1 call" if n_calls == 1 else f"batch of {n_calls}"
+        label += ", output scanned (signatures)" if scanning else ""
         node_rows.append([label, fmt(b["p50"], 3), fmt(b["p99"], 3), fmt(g["p50"], 3),
                           fmt(g["p99"], 3), fmt(overhead, 3), fmt(paired["p50"], 3),
                           fmt(overhead / n_calls, 3), f"{g['p50'] / b['p50']:.2f}x"])
