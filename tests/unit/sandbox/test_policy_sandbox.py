@@ -48,6 +48,7 @@ def test_guard_keeps_one_pool_per_distinct_section() -> None:
     assert intern is not analyst
     guard.close()
     assert guard.sandbox_pool("analyst") is not analyst  # closed pools are not reused
+    guard.close()  # the new pool started a warm sandbox: leave no process behind
 
 
 def test_python_tool_is_the_run_python_tool() -> None:
