@@ -14,6 +14,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 __all__ = ["Cgroup"]
@@ -36,6 +37,60 @@ def _own_paths() -> dict[str, str]:
         for name in controllers.split(",") if controllers else [""]:
             paths[name] = path
     return paths
+
+
+def pids_in(dirs: Iterable[Path]) -> set[int]:
+    """The processes in these cgroup directories now."""
+    found: set[int] = set()
+    for path in dirs:
+        with contextlib.suppress(OSError, ValueError):
+            found.update(int(x) for x in (path / "cgroup.procs").read_text().split())
+    return found
+
+
+def kill_all_in(dirs: Sequence[Path], *, rounds: int = 200) -> None:
+    """SIGKILL every process in these cgroups until they are empty (bounded)."""
+    for _ in range(rounds):
+        pids = pids_in(dirs)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)
+
+
+def remove_dirs(dirs: Iterable[Path]) -> bool:
+    """Delete cgroup directories, retrying while the kernel empties them.
+
+    Returns:
+        True when every directory is gone.
+    """
+    removed = True
+    for path in dirs:
+        for _ in range(100):
+            try:
+                path.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.01)
+        else:
+            removed = False
+    return removed
+
+
+def oom_killed_in(dirs: Iterable[Path]) -> bool:
+    """True when the kernel killed a process of these cgroups for memory (v1 or v2)."""
+    for path in dirs:
+        for name in ("memory.events", "memory.oom_control"):
+            with contextlib.suppress(OSError, ValueError):
+                for line in (path / name).read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and int(value) > 0:
+                        return True
+    return False
 
 
 class Cgroup:
@@ -130,45 +185,18 @@ class Cgroup:
 
     def pids(self) -> set[int]:
         """The processes in the cgroup now."""
-        found: set[int] = set()
-        for procs in self._procs_files:
-            with contextlib.suppress(OSError):
-                found.update(int(x) for x in Path(procs).read_text().split())
-        return found
+        return pids_in(dict.fromkeys(self.dirs.values()))
 
     def oom_killed(self) -> bool:
         """True when the kernel killed a process of the cgroup for memory."""
         path = self.dirs.get("memory")
-        if path is None:
-            return False
-        name = "memory.events" if self.version == 2 else "memory.oom_control"
-        try:
-            fields = dict(line.split() for line in (path / name).read_text().splitlines()
-                          if len(line.split()) == 2)
-        except (OSError, ValueError):
-            return False
-        return int(fields.get("oom_kill", "0")) > 0
+        return path is not None and oom_killed_in([path])
 
     def kill_all(self) -> None:
         """SIGKILL every process in the cgroup, until it is empty (bounded)."""
-        for _ in range(200):
-            pids = self.pids()
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.005)
+        kill_all_in(list(dict.fromkeys(self.dirs.values())))
 
     def remove(self) -> None:
         """Kill what is left and delete the cgroup directories."""
         self.kill_all()
-        for path in dict.fromkeys(self.dirs.values()):
-            for _ in range(100):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.01)
+        remove_dirs(dict.fromkeys(self.dirs.values()))

@@ -9,12 +9,12 @@ import resource
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from langchain_secure.sandbox._cgroups import kill_all_in, oom_killed_in, remove_dirs
 from langchain_secure.sandbox._local import _SERVER_SOURCE, SERVER_PATH, WORKSPACE, LocalSandbox
 
 __all__ = ["GVisorSandbox"]
@@ -192,14 +192,7 @@ class GVisorSandbox(LocalSandbox):
     def _oom_killed(self) -> bool:
         if self._container_id is None:
             return False
-        for path in self._cgroup_dirs(self._container_id):
-            for name in ("memory.oom_control", "memory.events"):
-                with contextlib.suppress(OSError, ValueError):
-                    for line in (path / name).read_text().splitlines():
-                        key, _, value = line.partition(" ")
-                        if key == "oom_kill" and int(value) > 0:
-                            return True
-        return False
+        return oom_killed_in(self._cgroup_dirs(self._container_id))
 
     def _terminate(self) -> None:
         # The sandbox and gofer processes run in sessions of their own, so the
@@ -213,29 +206,8 @@ class GVisorSandbox(LocalSandbox):
         if container_id is None or session_dir is None:
             return
         dirs = self._cgroup_dirs(container_id)
-        for _ in range(400):
-            pids: set[int] = set()
-            for path in dirs:
-                with contextlib.suppress(OSError, ValueError):
-                    pids.update(int(x) for x in (path / "cgroup.procs").read_text().split())
-            if not pids:
-                break
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.005)
-        removed = bool(dirs)
-        for path in dirs:
-            for _ in range(100):
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.01)
-            else:
-                removed = False
+        kill_all_in(dirs, rounds=400)
+        removed = bool(dirs) and remove_dirs(dirs)
         if not removed:
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 subprocess.run(  # noqa: S603
