@@ -531,6 +531,16 @@ class Guard:
                             "allowed_decisions": list(ALLOWED_DECISIONS)})
         return {"action_requests": actions, "review_configs": configs}
 
+    @staticmethod
+    def may_run(decision: Decision, *, reviewed: bool) -> bool:
+        """Whether a call with this decision may run.
+
+        Allowed calls run. A call the policy would hold for approval runs only
+        when a person reviewed exactly this call (approved it, or wrote it as an
+        edit); a denied call never runs, reviewed or not.
+        """
+        return decision.allowed or (reviewed and decision.needs_approval)
+
     def apply_review(self, calls: Sequence[Mapping[str, Any]],
                      decisions: Sequence[Decision], response: Any, *,
                      persona: str | None, state: Mapping[str, Any] | None,
@@ -611,7 +621,7 @@ class Guard:
                                     first.persona, first.labels, first.tool_call_id)
                 out.append(ReviewedCall(call, rejected, REJECTED_MESSAGE.format(
                     tool=first.tool, by=by, reason=why)))
-            elif now.denied:
+            elif not self.may_run(now, reviewed=True):
                 out.append(ReviewedCall(call, now, self.refusal_message(now)))
             else:
                 verb = "approved" if answer["type"] == "approve" else "edited"

@@ -409,7 +409,7 @@ class SecurityMiddleware(AgentMiddleware[SecurityAgentState, Any, Any]):
             self.guard.publish_decisions([candidate], [decision], [None], thread_id=thread_id,
                                          config=config)
             # a person approved exactly this edit; any other rewrite must be allowed
-            if not (decision.allowed or (human_edit is not None and decision.needs_approval)):
+            if not self.guard.may_run(decision, reviewed=human_edit is not None):
                 return _refusal(call, self.guard.refusal_message(decision))
             entry = cast("GuardedCall", {**entry, "name": decision.tool,
                                          "rule": decision.rule,
