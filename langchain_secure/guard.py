@@ -75,11 +75,14 @@ class BatchCheck:
         delta: The security-state update for the calls allowed to run (a delta
             for :func:`~langchain_secure.merge_security_state`).
         state: The thread's security state the batch was decided against.
+        user_text: What the user said, as given to :meth:`Guard.check_batch`
+            (``from_user`` rules); a review decides the batch again with it.
     """
 
     decisions: tuple[Decision, ...]
     delta: SecurityState
     state: SecurityState
+    user_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,20 +178,24 @@ class Guard:
     # -- deciding ---------------------------------------------------------------
 
     def decide(self, call: Mapping[str, Any], *, persona: str | None = None,
-               state: Mapping[str, Any] | None = None) -> Decision:
+               state: Mapping[str, Any] | None = None,
+               user_text: str | None = None) -> Decision:
         """Decide one tool call. Pure: nothing is recorded.
 
         Args:
             call: A ``ToolCall`` dict (``name``, ``args``, ``id``).
             persona: The persona calling; ``None`` means the policy default.
             state: The thread's security state; ``None`` means a new thread.
+            user_text: What the user said, for ``from_user`` rules (``None``:
+                unknown, so no value counts as the user's).
         """
-        return self.engine.decide(call, persona, state)
+        return self.engine.decide(call, persona, state, user_text=user_text)
 
     def check_batch(self, calls: Sequence[Mapping[str, Any]], *, persona: str | None,
                     state: Mapping[str, Any] | None = None,
                     thread_id: str | None = None,
-                    prior: Sequence[Mapping[str, Any]] = ()) -> BatchCheck:
+                    prior: Sequence[Mapping[str, Any]] = (),
+                    user_text: str | None = None) -> BatchCheck:
         """Decide one model turn's calls and account for the ones that will run.
 
         With ``state`` (the graph's ``security`` channel) this is pure, and the
@@ -204,22 +211,28 @@ class Guard:
             prior: Earlier calls of the same model turn decided separately (see
                 :meth:`PolicyEngine.decide_batch`); they are neither returned
                 nor counted.
+            user_text: What the user (and the system prompt) said in the
+                conversation: the text of its human and system messages, for
+                ``from_user`` rules; ``None``: unknown, so no argument value
+                counts as the user's.
         """
         if state is not None:
             before = merge_security_state(state, None)
-            decisions = self.engine.decide_batch(calls, persona, state, prior=prior)
+            decisions = self.engine.decide_batch(calls, persona, state, prior=prior,
+                                                 user_text=user_text)
             delta = _delta(decisions)
         else:
             with self._lock:
                 before = merge_security_state(self._threads.get(thread_id), None)
-                decisions = self.engine.decide_batch(calls, persona, before, prior=prior)
+                decisions = self.engine.decide_batch(calls, persona, before, prior=prior,
+                                                     user_text=user_text)
                 delta = _delta(decisions)
                 if delta["total_calls"]:
                     self._threads[thread_id] = merge_security_state(before, delta)
         for listener in self._listeners:
             for decision in decisions:
                 listener(decision)
-        return BatchCheck(tuple(decisions), delta, before)
+        return BatchCheck(tuple(decisions), delta, before, user_text)
 
     def charge(self, thread_id: str | None, decisions: Sequence[Decision], *,
                remember: bool = True) -> SecurityState:
@@ -544,7 +557,8 @@ class Guard:
     def apply_review(self, calls: Sequence[Mapping[str, Any]],
                      decisions: Sequence[Decision], response: Any, *,
                      persona: str | None, state: Mapping[str, Any] | None,
-                     thread_id: str | None) -> list[ReviewedCall]:
+                     thread_id: str | None, user_text: str | None = None
+                     ) -> list[ReviewedCall]:
         """Turn a person's decisions into what runs, deciding every edit again.
 
         The whole batch is decided again with the reviewer's edits in place,
@@ -562,6 +576,7 @@ class Guard:
             persona: The persona of the batch.
             state: The state the batch was decided against.
             thread_id: The conversation (for the audit trail).
+            user_text: What the user said, as given to :meth:`check_batch`.
 
         Returns:
             One :class:`ReviewedCall` per call, in order.
@@ -603,7 +618,7 @@ class Guard:
                 final_calls[index] = {**final_calls[index], "name": action["name"],
                                       "args": dict(action["args"])}
             review[index] = answer
-        again = self.engine.decide_batch(final_calls, persona, state)
+        again = self.engine.decide_batch(final_calls, persona, state, user_text=user_text)
         out: list[ReviewedCall] = []
         for index, (call, first, now) in enumerate(zip(final_calls, decisions, again,
                                                        strict=True)):

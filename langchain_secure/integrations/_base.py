@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
@@ -12,7 +13,20 @@ from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import BatchCheck, Guard, ReviewedCall
 from langchain_secure.state import SecurityState, merge_security_state
 
-__all__ = ["require_guard", "review_batch"]
+__all__ = ["require_guard", "review_batch", "user_text"]
+
+
+def user_text(messages: Any) -> str | None:
+    """What the user and the system prompt said: the text ``from_user`` rules read.
+
+    The text of every human and system message, one per line; ``None`` when
+    ``messages`` is not a list of messages (nothing is then the user's).
+    Tool outputs and the model's own messages never count.
+    """
+    if not isinstance(messages, list | tuple):
+        return None
+    parts = [m.text for m in messages if isinstance(m, HumanMessage | SystemMessage)]
+    return "\n".join(parts)
 
 
 def require_guard(guard: Any) -> Guard:
@@ -46,7 +60,8 @@ def review_batch(guard: Guard, calls: Sequence[Mapping[str, Any]], check: BatchC
     while True:
         try:
             reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
-                                          state=check.state, thread_id=thread_id)
+                                          state=check.state, thread_id=thread_id,
+                                          user_text=check.user_text)
             break
         except ValueError as error:
             # LangGraph keeps a rejected resume value and replays it to this node's

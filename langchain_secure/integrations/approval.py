@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard
-from langchain_secure.integrations._base import require_guard, review_batch
+from langchain_secure.integrations._base import require_guard, review_batch, user_text
 from langchain_secure.integrations.nodes import NO_THREAD_MESSAGE
 
 __all__ = ["REFUSED_NOTE", "ApprovalNode", "approval_required"]
@@ -115,7 +115,10 @@ class ApprovalNode(RunnableCallable):
             raise ConfigurationError(NO_THREAD_MESSAGE.format(key=self.security_key))
         calls = list(message.tool_calls)
         persona = guard.resolve_persona(config, runtime.context, fixed=self.persona)
-        check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id)
+        messages = state.get(self.messages_key) if isinstance(state, dict) else \
+            getattr(state, self.messages_key, None)
+        check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id,
+                                  user_text=user_text(messages))
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
         guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
                                 config=config)

@@ -47,7 +47,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
-from langchain_secure.integrations._base import require_guard, review_batch
+from langchain_secure.integrations._base import require_guard, review_batch, user_text
 from langchain_secure.state import SecurityState, merge_security_state
 
 if TYPE_CHECKING:
@@ -305,7 +305,8 @@ class SecurityMiddleware(AgentMiddleware[SecurityAgentState, Any, Any]):
         persona = guard.resolve_persona(config, runtime.context if runtime else None,
                                         fixed=self.persona)
         security = merge_security_state(_state_get(state, SECURITY_KEY), None)
-        check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id)
+        check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id,
+                                  user_text=user_text(messages))
         # sealed before anything runs; an AuditError here means nothing runs
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
         guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
@@ -404,7 +405,8 @@ class SecurityMiddleware(AgentMiddleware[SecurityAgentState, Any, Any]):
             check = self.guard.check_batch([candidate], persona=entry["persona"],
                                            state=merge_security_state(
                                                _state_get(state, SECURITY_KEY), None),
-                                           thread_id=thread_id)
+                                           thread_id=thread_id,
+                                           user_text=user_text(_state_get(state, "messages")))
             [decision] = check.decisions
             self.guard.publish_decisions([candidate], [decision], [None], thread_id=thread_id,
                                          config=config)

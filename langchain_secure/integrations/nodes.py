@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
-from langchain_secure.integrations._base import require_guard, review_batch
+from langchain_secure.integrations._base import require_guard, review_batch, user_text
 from langchain_secure.policy.engine import Action, Decision
 from langchain_secure.state import merge_security_state
 
@@ -171,7 +171,8 @@ class GuardedToolNode(ToolNode):
         guard = self.guard
         persona = guard.resolve_persona(config, runtime.context, fixed=self.persona)
         check = guard.check_batch(calls, persona=persona, state=security,
-                                  thread_id=thread_id, prior=prior)
+                                  thread_id=thread_id, prior=prior,
+                                  user_text=user_text(self._messages(container)))
         # sealed before anything runs; an AuditError here means nothing runs
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id,
                               message=self._asking_message(container, calls[0]))
@@ -191,12 +192,16 @@ class GuardedToolNode(ToolNode):
         update = {self.security_key: delta} if security is not None else None
         return batch, update
 
-    def _asking_message(self, state: Any, call: Any) -> AIMessage | None:
-        """The AI message holding ``call`` (for the intent record)."""
+    def _messages(self, state: Any) -> list[Any]:
+        """The conversation in the node's input (a list, or the messages channel)."""
         messages = state if isinstance(state, list) else (
             state.get(self._messages_key) if isinstance(state, dict)
-            else getattr(state, self._messages_key, None)) or []
-        for message in reversed(messages):
+            else getattr(state, self._messages_key, None))
+        return list(messages or [])
+
+    def _asking_message(self, state: Any, call: Any) -> AIMessage | None:
+        """The AI message holding ``call`` (for the intent record)."""
+        for message in reversed(self._messages(state)):
             if isinstance(message, AIMessage) and any(
                     c.get("id") == call.get("id") for c in message.tool_calls):
                 return message
@@ -208,9 +213,7 @@ class GuardedToolNode(ToolNode):
         They are decided again (not run) so that this call meets the same flow
         rules and budgets as it would in a batch.
         """
-        messages = (state.get(self._messages_key) if isinstance(state, dict)
-                    else getattr(state, self._messages_key, None)) or []
-        for message in reversed(messages):
+        for message in reversed(self._messages(state)):
             calls = getattr(message, "tool_calls", None) or []
             ids = [c.get("id") for c in calls]
             if call.get("id") in ids:

@@ -12,9 +12,11 @@ Checks run in a fixed order and the first that fails decides:
 3. the persona's allowlist names the tool (default deny);
 4. budgets: the policy's, the persona's, the tool's;
 5. argument constraints, the tool's then the persona's; undeclared arguments
-   when the tool says ``extra_args: deny``;
+   when the tool says ``extra_args: deny``; ``from_user`` arguments whose rule
+   is ``deny`` and whose value is not in the user's messages;
 6. flow rules that deny, then flow rules that require approval;
-7. approval requirements, the tool's then the persona's;
+7. ``from_user`` arguments whose rule is ``require_approval``, then approval
+   requirements, the tool's then the persona's;
 8. otherwise the call is allowed.
 
 Every decision names the rule that decided as a dotted path into the policy
@@ -32,6 +34,7 @@ from typing import Any
 
 from langchain_secure.policy.constraints import ArgConstraint
 from langchain_secure.policy.model import ApprovalSpec, Policy
+from langchain_secure.policy.provenance import normalize, ungrounded_values
 from langchain_secure.state import SecurityState, merge_security_state
 
 __all__ = ["Action", "Decision", "PolicyEngine"]
@@ -107,6 +110,13 @@ class _Approval:
 
 
 @dataclass(frozen=True, slots=True)
+class _FromUser:
+    name: str
+    action: Action
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Flow:
     rule: str
     after: frozenset[str]
@@ -129,6 +139,7 @@ class _Entry:
     flows: tuple[_Flow, ...]
     approvals: tuple[_Approval, ...]
     allow_rule: str
+    from_user: tuple[_FromUser, ...] = ()
 
 
 class PolicyEngine:
@@ -204,6 +215,14 @@ class PolicyEngine:
         # deny rules first, each group in policy order
         flows.sort(key=lambda f: f.action is not Action.DENY)
 
+        from_user: dict[str, _FromUser] = {}
+        for scope, spec in ((f"tools.{tool}", tspec), (f"personas.{persona}.tools.{tool}",
+                                                        ptool)):
+            for arg, what in (spec.from_user.items() if spec else ()):
+                action = Action.DENY if what == "deny" else Action.REQUIRE_APPROVAL
+                if arg not in from_user or action is Action.DENY:
+                    from_user[arg] = _FromUser(arg, action, f"{scope}.from_user.{arg}")
+
         approvals = []
         if tspec and tspec.approval.mode != "never":
             approvals.append(_Approval(f"tools.{tool}.approval", tspec.approval))
@@ -221,6 +240,7 @@ class PolicyEngine:
             flows=tuple(flows),
             approvals=tuple(approvals),
             allow_rule=f"personas.{persona}.tools.{tool}",
+            from_user=tuple(from_user.values()),
         )
 
     def resolve_persona(self, persona: str | None) -> str | None:
@@ -232,6 +252,8 @@ class PolicyEngine:
         call: Mapping[str, Any],
         persona: str | None = None,
         state: Mapping[str, Any] | None = None,
+        *,
+        user_text: str | None = None,
     ) -> Decision:
         """Decide one tool call.
 
@@ -239,6 +261,9 @@ class PolicyEngine:
             call: A LangChain ``ToolCall`` (``{"name", "args", "id"}``).
             persona: The persona calling; ``None`` uses the policy's default.
             state: The thread's :class:`~langchain_secure.SecurityState`.
+            user_text: What the user (and the system prompt) said in this
+                conversation, for ``from_user`` rules; ``None`` when unknown, and
+                then no value counts as the user's.
 
         Returns:
             The decision. Malformed calls, unknown personas and unknown tools are
@@ -304,6 +329,16 @@ class PolicyEngine:
                     return out(Action.DENY, entry.extra_rule,
                                f"argument {arg!r} is not permitted by the policy")
 
+        held: _FromUser | None = None  # a from_user rule that asks for approval
+        if entry.from_user:
+            said = normalize(user_text)
+            for source in entry.from_user:
+                if source.name not in args or not ungrounded_values(args[source.name], said):
+                    continue
+                if source.action is Action.DENY:
+                    return out(Action.DENY, source.rule, _not_from_user(source.name, said))
+                held = held or source
+
         if entry.flows:
             seen = state.get("labels") or ()
             for flow in entry.flows:
@@ -315,6 +350,9 @@ class PolicyEngine:
                     )
                     return out(flow.action, flow.rule, reason)
 
+        if held is not None:
+            return out(Action.REQUIRE_APPROVAL, held.rule,
+                       _not_from_user(held.name, normalize(user_text)))
         for approval in entry.approvals:
             if _approval_holds(approval.spec, args, state):
                 return out(Action.REQUIRE_APPROVAL, approval.rule,
@@ -330,6 +368,7 @@ class PolicyEngine:
         state: Mapping[str, Any] | None = None,
         *,
         prior: Sequence[Mapping[str, Any]] = (),
+        user_text: str | None = None,
     ) -> list[Decision]:
         """Decide the calls of one model turn, in order.
 
@@ -345,6 +384,7 @@ class PolicyEngine:
             prior: Earlier calls of the same turn that are decided elsewhere (one
                 LangGraph ``Send`` per call); they shape the state these calls
                 are decided against, but get no decision here.
+            user_text: What the user said in this conversation (see :meth:`decide`).
 
         Returns:
             One decision per call, in the same order.
@@ -353,7 +393,7 @@ class PolicyEngine:
         running: Mapping[str, Any] = state or {}
         ids: set[str] = set()
         for index, call in enumerate([*prior, *calls]):
-            decision = self.decide(call, persona, running)
+            decision = self.decide(call, persona, running, user_text=user_text)
             call_id = decision.tool_call_id
             if call_id is not None:
                 if call_id in ids:
@@ -375,6 +415,14 @@ def _delta(decision: Decision) -> SecurityState:
 def _malformed(tool: str, persona: str | None, call_id: str | None, reason: str) -> Decision:
     return Decision(Action.DENY, "call.malformed", reason, tool,
                     persona if isinstance(persona, str) else "", (), call_id)
+
+
+def _not_from_user(name: str, said: str | None) -> str:
+    if said is None:
+        return (f"argument {name!r} must come from the user's own messages, and this "
+                "surface cannot see them")
+    return (f"argument {name!r} does not come from the user's own messages (it may have "
+            "been taken from a tool output or a document)")
 
 
 def _approval_holds(

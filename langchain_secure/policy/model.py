@@ -158,6 +158,10 @@ class ApprovalSpec(_Model):
         return self
 
 
+FromUserAction = Literal["deny", "require_approval"]
+"""What happens to a call whose ``from_user`` argument did not come from the user."""
+
+
 class ToolAuditSpec(_Model):
     """How a tool's calls are written to the audit log.
 
@@ -199,6 +203,10 @@ class ToolSpec(_Model):
     extra_args: Literal["allow", "deny"] = "allow"
     """Whether arguments without a constraint may be passed."""
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
+    from_user: dict[str, FromUserAction] = Field(default_factory=dict)
+    """Arguments whose value must come from the user's own messages, and what
+    happens when it does not: ``deny`` or ``require_approval`` (see
+    :mod:`langchain_secure.policy.provenance`)."""
     max_calls_per_thread: int | None = Field(default=None, ge=0)
     audit: ToolAuditSpec = Field(default_factory=ToolAuditSpec)
 
@@ -221,6 +229,9 @@ class PersonaToolSpec(_Model):
 
     args: dict[str, ArgConstraint] = Field(default_factory=dict)
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
+    from_user: dict[str, FromUserAction] = Field(default_factory=dict)
+    """As the tool's ``from_user``; for an argument named in both, the stricter
+    action (``deny``) holds."""
     max_calls_per_thread: int | None = Field(default=None, ge=0)
 
 
