@@ -71,7 +71,7 @@ bench-scanning: $(VENV)/.test-stamp
 	$(BIN)/python benchmarks/scanning/bench_scanning.py --quick
 
 # Replays AgentDojo v1.2.2 (banking, slack; six offline attacks) through the example
-# policies and writes the report; about 4 minutes on 2 cores.
+# policies and writes the report; about 2.5 minutes on 2 cores.
 bench-agentdojo: $(VENV)/.test-stamp
 	$(PIP) install --quiet --group bench
 	$(BIN)/python benchmarks/agentdojo/run.py --markdown benchmarks/agentdojo/report.md

@@ -38,7 +38,7 @@ from agentdojo.attacks.attack_registry import load_attack
 from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask
 from agentdojo.functions_runtime import FunctionCall, FunctionsRuntime, TaskEnvironment
 from agentdojo.task_suite.load_suites import get_suite
-from agentdojo.task_suite.task_suite import TaskSuite
+from agentdojo.task_suite.task_suite import TaskSuite, read_suite_file, validate_injections
 from agentdojo.types import text_content_block_from_string
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -127,6 +127,25 @@ class Bench:
         self.runtime = FunctionsRuntime(suite.tools)
         self.episode: Episode | None = None
         self.tools = [self._tool(function) for function in suite.tools]
+        self._environment_text: str | None = None
+        self._defaults: dict[str, str] = {}
+
+    def environment(self, injections: dict[str, str]) -> TaskEnvironment:
+        """``TaskSuite.load_and_inject_default_environment``, with its files read once.
+
+        AgentDojo re-reads and re-parses three YAML documents per call with the
+        pure-Python parser; the same steps with the files cached and libyaml's
+        parser give the same environment several times faster.
+        """
+        suite = self.suite
+        if self._environment_text is None:
+            self._environment_text = read_suite_file(suite.name, "environment.yaml",
+                                                     suite.data_path)
+            self._defaults = suite.get_injection_vector_defaults()
+        validate_injections(injections, self._defaults)
+        text = self._environment_text.format(**{**self._defaults, **injections})
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return suite.environment_type.model_validate(yaml.load(text, Loader=loader))
 
     def _tool(self, function: Any) -> BaseTool:
         name = function.name
@@ -268,7 +287,7 @@ def replay(bench: Bench, graph: Any, user_task: BaseUserTask,
            attack: str | None) -> Run:
     """Run one user task (under one injection, or none) and score it with AgentDojo."""
     suite = bench.suite
-    env = user_task.init_environment(suite.load_and_inject_default_environment(injections))
+    env = user_task.init_environment(bench.environment(injections))
     pre = env.model_copy(deep=True)
     user_calls = user_task.ground_truth(pre.model_copy(deep=True))
     injection_calls = (injection_task.ground_truth(pre.model_copy(deep=True))
@@ -317,7 +336,7 @@ def answer_dependent(bench: Bench, user_task: BaseUserTask) -> bool:
     answer and with an empty one.
     """
     suite = bench.suite
-    env = user_task.init_environment(suite.load_and_inject_default_environment({}))
+    env = user_task.init_environment(bench.environment({}))
     pre = env.model_copy(deep=True)
     bench.episode = episode = Episode(env)
     try:

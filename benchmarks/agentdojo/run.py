@@ -16,7 +16,6 @@ agent and reviewer do. Nothing is downloaded; the run is deterministic.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -44,6 +43,12 @@ from langchain_secure.audit import AuditLog, verify_log
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "examples" / "policies"
+
+
+def _shown(path: Path) -> str:
+    """A policy path as the report shows it: relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _pct(part: float, whole: float) -> str:
@@ -137,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dependent = [u.ID for u in suite.user_tasks.values() if answer_dependent(bench, u)]
         notes.append(f"- **{suite_name}**: {len(suite.user_tasks)} user tasks, "
                      f"{len(suite.injection_tasks)} injection tasks, policy "
-                     f"`{os.path.relpath(policies[suite_name], ROOT)}`. Utility depends on "
+                     f"`{_shown(policies[suite_name])}`. Utility depends on "
                      f"the model's answer text for {len(dependent)} task(s)"
                      + (f": {', '.join(dependent)}" if dependent else "") + ".")
         if report is not None:

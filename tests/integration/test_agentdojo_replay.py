@@ -89,6 +89,14 @@ def test_clean_runs_keep_utility_and_ask_only_for_values_the_user_did_not_give()
                      "user_task_15": 1}
 
 
+def test_cached_environment_is_agentdojos() -> None:
+    suite = load_suite("slack")
+    bench = Bench(suite)
+    for _, _, injections in list(pairs(suite, "tool_knowledge"))[::9]:
+        assert bench.environment(injections) == \
+            suite.load_and_inject_default_environment(injections)
+
+
 def test_answer_dependent_tasks_are_found() -> None:
     suite = load_suite("banking")
     bench = Bench(suite)
