@@ -161,6 +161,7 @@ class AuditLog:
         self.key_id = key_id(self.public_key)
         self._hash_key = hash_key_from(signing_key)
         self.checkpoint_every = checkpoint_every
+        self._closed = False
         self._cond = threading.Condition()
         self._queue: list[_Group] = []
         self._writing = False
@@ -280,9 +281,12 @@ class AuditLog:
         return found
 
     def close(self) -> None:
-        """Sign a final checkpoint and close the store."""
+        """Sign a final checkpoint and close the store; closing again does nothing."""
+        if self._closed:
+            return
         self.checkpoint()
         self.store.close()
+        self._closed = True
 
     def __enter__(self) -> AuditLog:
         return self

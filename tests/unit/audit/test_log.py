@@ -59,6 +59,16 @@ def test_checkpoints_every_n_and_on_close(log_path: Path) -> None:
     assert report.warnings == ()
 
 
+def test_closing_twice_is_harmless(log_path: Path) -> None:
+    # a Guard closes its audit log; so may the code that made it, in either order
+    log = AuditLog(log_path, checkpoint_every=10)
+    fill(log, 3)
+    log.close()
+    log.close()
+    reopened = SQLiteAuditStore(log_path)
+    assert [(c.start, c.end) for c in reopened.checkpoints()] == [(1, 3)]
+
+
 def test_unsigned_tail_is_a_warning(log: AuditLog) -> None:
     fill(log, 13)
     report = verify_log(log.store, [log.public_key])
