@@ -32,7 +32,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_secure.approval import Approver, RaiseApprover
 from langchain_secure.guard import Guard
-from langchain_secure.integrations._base import require_guard
+from langchain_secure.integrations._base import require_guard, user_text
 
 __all__ = ["CALLBACK_EDIT_MESSAGE", "AsyncSecurityCallbackHandler", "SecurityCallbackHandler"]
 
@@ -51,6 +51,14 @@ class _Core:
         self.persona = persona
         self.thread_id = thread_id
         self.approver = approver or RaiseApprover()
+        # what the user said in each thread, as the last chat model call saw it
+        # (``from_user`` rules); a thread no model call was seen for has none
+        self.said: dict[str | None, str] = {}
+
+    def remember_conversation(self, messages: list[list[BaseMessage]],
+                              metadata: dict[str, Any] | None) -> None:
+        texts = [user_text(conversation) or "" for conversation in messages]
+        self.said[self.thread(metadata)] = "\n".join(t for t in texts if t)
 
     def thread(self, metadata: dict[str, Any] | None) -> str | None:
         value = (metadata or {}).get("thread_id")
@@ -85,7 +93,7 @@ class _Core:
         thread_id = self.thread(metadata)
         call = {"name": name, "args": args, "id": str(run_id)}
         check = guard.check_batch([call], persona=self.persona or guard.policy.default_persona,
-                                  thread_id=thread_id)
+                                  thread_id=thread_id, user_text=self.said.get(thread_id))
         [decision] = check.decisions
         [receipt] = guard.seal([call], check.decisions, thread_id=thread_id)
         if decision.denied:
@@ -95,7 +103,7 @@ class _Core:
         [request] = guard.approval_request([call], [decision], [receipt])["action_requests"]
         [reviewed] = guard.apply_review([call], [decision], {"decisions": [self.approver(request)]},
                                         persona=decision.persona, state=check.state,
-                                        thread_id=thread_id)
+                                        thread_id=thread_id, user_text=check.user_text)
         if not reviewed.runs:
             raise guard.refusal_error(reviewed.decision)
         if reviewed.call.get("name") != name or reviewed.call.get("args") != args:
@@ -145,7 +153,8 @@ class SecurityCallbackHandler(BaseCallbackHandler):
     def on_chat_model_start(self, serialized: dict[str, Any],
                             messages: list[list[BaseMessage]], *, run_id: UUID,
                             metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        """Scan the latest human message at the input door."""
+        """Scan the latest human message at the input door; remember what the user said."""
+        self._core.remember_conversation(messages, metadata)
         texts = _latest_human(messages)
         self._core.scan(texts, "input", ["user"] * len(texts), metadata, run_id)
 
