@@ -5,7 +5,7 @@ langchain-secure policy check FILE [FILE ...]
 langchain-secure policy explain FILE --persona P --tool T --args JSON [--labels L ...]
                                      [--calls TOOL=N ...] [--json]
 langchain-secure audit keygen PATH
-langchain-secure audit verify STORE [--key PUBLIC_KEY ...]
+langchain-secure audit verify STORE [--key PUBLIC_KEY ...] [--workers N]
 langchain-secure audit show STORE [--thread ID] [--limit N]
 langchain-secure audit proof STORE SEQ
 langchain-secure audit check-proof PROOF --key PUBLIC_KEY
@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--key", action="append", default=[], metavar="PUBLIC_KEY",
                         help="trusted public key (repeatable); default: the .pub.pem "
                              "beside a SQLite log")
+    verify.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                        help="processes that verify a SQLite or PostgreSQL log side by side "
+                             "(default: chosen by the log's size and the CPUs; 1: this "
+                             "process only); the report is the same either way")
     show = audit_commands.add_parser("show", help="print records as a table")
     show.add_argument("store", metavar="STORE")
     show.add_argument("--thread", help="only this thread")
@@ -96,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--audit-dir", default="demo-audit", metavar="DIR",
                       help="where the demo keeps its audit log (default: demo-audit)")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
@@ -235,7 +245,7 @@ def _audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 print(f"note: using {beside}, which sits beside the log; pass --key with a "
                       "copy kept elsewhere to rule out a replaced key", file=err)
             public = [load_public_key(k) for k in keys]
-            report = verify_log(store, public)
+            report = verify_log(store, public, workers=args.workers)
             for warning in report.warnings:
                 print(f"warning: {warning}", file=err)
             if not report.ok:

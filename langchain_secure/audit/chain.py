@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from langchain_secure.audit._ranges import merkle_root
 from langchain_secure.audit.canonical import canonical_json
 
 __all__ = [
@@ -73,26 +74,6 @@ def _split(n: int) -> int:
     while k << 1 < n:
         k <<= 1
     return k
-
-
-def merkle_root(hashes: Sequence[bytes]) -> bytes:
-    """RFC 6962 Merkle tree hash of a non-empty list of record hashes.
-
-    Built bottom-up, pairing neighbours and promoting an unpaired last node: the
-    same tree as RFC 6962's recursive split at the largest power of two, without
-    the slicing (verification computes one root per checkpoint).
-    """
-    if not hashes:
-        raise ValueError("a Merkle tree needs at least one leaf")
-    sha256 = hashlib.sha256
-    level = [sha256(b"\x00" + h).digest() for h in hashes]
-    while len(level) > 1:
-        paired = [sha256(b"\x01" + level[i] + level[i + 1]).digest()
-                  for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            paired.append(level[-1])
-        level = paired
-    return level[0]
 
 
 def _subtree(leaves: Sequence[bytes]) -> bytes:

@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from langchain_secure.audit._ranges import Source
 from langchain_secure.audit.chain import Checkpoint, chain_hash, genesis_hash
 from langchain_secure.audit.store import AuditStore, PendingRecord, StoredRecord
 from langchain_secure.errors import AuditError, ConfigurationError
@@ -160,18 +161,30 @@ class PostgresAuditStore:
     def records(self, start: int = 1, end: int | None = None) -> Iterator[StoredRecord]:
         """Records in ``start..end`` in order, in pages, from a separate connection.
 
-        Keyset pages on the primary key over binary transfers: about twice as fast
-        as a server-side cursor, and each page is a short statement.
+        Keyset pages on the primary key over binary transfers; each page is a short
+        statement. Sorting is switched off for the reader so that the planner walks
+        the primary key even when the table's statistics are stale (a freshly
+        filled table): otherwise it may scan and sort the whole remaining range on
+        disk for every page.
         """
         psycopg = _psycopg()
         last, stop = start - 1, end if end is not None else 2**62
         query = (f"SELECT seq, prev_hash, hash, convert_to(data, 'UTF8'), idem_key "
                  f"FROM {self._t}records WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT 20000")
         with psycopg.connect(self.dsn) as reader:
+            reader.execute("SET enable_sort = off")
             while rows := reader.execute(query, (last, stop), binary=True).fetchall():
                 for seq, prev, digest, data, idem in rows:
                     yield StoredRecord(seq, prev, digest, data, idem)
                 last = rows[-1][0]
+
+    def _row_source(self) -> Source:
+        """How a verification worker reopens this log: its DSN and table prefix.
+
+        Verification reads records through :class:`~langchain_secure.audit._ranges.RangeReader`
+        on this description, as plain tuples, rather than through :meth:`records`.
+        """
+        return ("postgres", self.dsn, self._t)
 
     def head(self) -> StoredRecord | None:
         """The last record."""

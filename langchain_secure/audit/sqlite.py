@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from langchain_secure.audit._ranges import Source
 from langchain_secure.audit.chain import Checkpoint, chain_hash, genesis_hash
 from langchain_secure.audit.store import AuditStore, PendingRecord, StoredRecord
 from langchain_secure.errors import AuditError
@@ -128,6 +129,16 @@ class SQLiteAuditStore:
                     yield StoredRecord(seq, prev, digest, data, idem)
         finally:
             reader.close()
+
+    def _row_source(self) -> Source | None:
+        """How a verification worker reopens this file (None for an in-memory database).
+
+        Verification reads records through :class:`~langchain_secure.audit._ranges.RangeReader`
+        on this description, as plain tuples, rather than through :meth:`records`.
+        """
+        if str(self.path) in ("", ":memory:"):
+            return None
+        return ("sqlite", str(self.path), "")
 
     def head(self) -> StoredRecord | None:
         """The last record."""

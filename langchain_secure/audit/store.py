@@ -5,6 +5,12 @@ durable transaction it reads the head, gives each new record the next sequence
 number and its chained hash, and commits. A record whose idempotency key is
 already present is not written again; the stored one is returned instead, so a
 graph node that re-runs after an interrupt never duplicates its records.
+
+A store may also offer ``_row_source()``, returning how another process can reopen
+it (see :data:`langchain_secure.audit._ranges.Source`; SQLite and PostgreSQL do).
+:func:`~langchain_secure.audit.verify_log` then reads plain rows through
+:class:`~langchain_secure.audit._ranges.RangeReader`, and can check ranges of the
+log in worker processes; any other store is read through :meth:`AuditStore.records`.
 """
 
 from __future__ import annotations
