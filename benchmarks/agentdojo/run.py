@@ -101,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name not in policies or not path:
             parser.error(f"--policy {item!r}: expected SUITE=PATH for one of {suites}")
         policies[name] = Path(path)
+    for name, path in policies.items():
+        if not path.is_file():
+            parser.error(f"no policy for suite {name!r} at {path}: write one and pass "
+                         f"--policy {name}=PATH")
 
     audit_dir = args.audit_dir or Path(tempfile.mkdtemp(prefix="agentdojo-audit-"))
     audit_dir.mkdir(parents=True, exist_ok=True)
