@@ -241,7 +241,7 @@ def test_node_review_decides_the_batch_again_with_the_user_text() -> None:
                         config)
     assert len(result["__interrupt__"][0].value["action_requests"]) == 1
     result = app.invoke(Command(resume={"decisions": [{"type": "approve"}]}), config)
-    assert RAN == [("set_password", "n3w-Pass"), ("send_money", ATTACKER)]
+    assert sorted(RAN) == [("send_money", ATTACKER), ("set_password", "n3w-Pass")]
     assert [m.status for m in result["messages"] if isinstance(m, ToolMessage)] == [
         "success", "success"]
 
