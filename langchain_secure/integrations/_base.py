@@ -16,13 +16,16 @@ from langchain_secure.state import SecurityState, merge_security_state
 __all__ = ["require_guard", "review_batch", "user_text"]
 
 
-def user_text(messages: Any) -> str | None:
+def user_text(messages: Any, guard: Guard | None = None) -> str | None:
     """What the user and the system prompt said: the text ``from_user`` rules read.
 
     The text of every human and system message, one per line; ``None`` when
-    ``messages`` is not a list of messages (nothing is then the user's).
+    ``messages`` is not a list of messages (nothing is then the user's), or when
+    ``guard``'s policy has no ``from_user`` rule (nothing then reads it).
     Tool outputs and the model's own messages never count.
     """
+    if guard is not None and not guard.engine.reads_user_text:
+        return None
     if not isinstance(messages, list | tuple):
         return None
     parts = [m.text for m in messages if isinstance(m, HumanMessage | SystemMessage)]

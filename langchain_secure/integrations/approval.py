@@ -118,7 +118,7 @@ class ApprovalNode(RunnableCallable):
         messages = state.get(self.messages_key) if isinstance(state, dict) else \
             getattr(state, self.messages_key, None)
         check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id,
-                                  user_text=user_text(messages))
+                                  user_text=user_text(messages, guard))
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
         guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
                                 config=config)

@@ -57,6 +57,8 @@ class _Core:
 
     def remember_conversation(self, messages: list[list[BaseMessage]],
                               metadata: dict[str, Any] | None) -> None:
+        if not self.guard.engine.reads_user_text:
+            return
         texts = [user_text(conversation) or "" for conversation in messages]
         self.said[self.thread(metadata)] = "\n".join(t for t in texts if t)
 

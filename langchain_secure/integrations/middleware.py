@@ -306,7 +306,7 @@ class SecurityMiddleware(AgentMiddleware[SecurityAgentState, Any, Any]):
                                         fixed=self.persona)
         security = merge_security_state(_state_get(state, SECURITY_KEY), None)
         check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id,
-                                  user_text=user_text(messages))
+                                  user_text=user_text(messages, guard))
         # sealed before anything runs; an AuditError here means nothing runs
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
         guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
@@ -406,7 +406,8 @@ class SecurityMiddleware(AgentMiddleware[SecurityAgentState, Any, Any]):
                                            state=merge_security_state(
                                                _state_get(state, SECURITY_KEY), None),
                                            thread_id=thread_id,
-                                           user_text=user_text(_state_get(state, "messages")))
+                                           user_text=user_text(_state_get(state, "messages"),
+                                                               self.guard))
             [decision] = check.decisions
             self.guard.publish_decisions([candidate], [decision], [None], thread_id=thread_id,
                                          config=config)

@@ -172,7 +172,7 @@ class GuardedToolNode(ToolNode):
         persona = guard.resolve_persona(config, runtime.context, fixed=self.persona)
         check = guard.check_batch(calls, persona=persona, state=security,
                                   thread_id=thread_id, prior=prior,
-                                  user_text=user_text(self._messages(container)))
+                                  user_text=user_text(self._messages(container), guard))
         # sealed before anything runs; an AuditError here means nothing runs
         receipts = guard.seal(calls, check.decisions, thread_id=thread_id,
                               message=self._asking_message(container, calls[0]))

@@ -165,6 +165,10 @@ class PolicyEngine:
             persona: {tool: self._compile(persona, tool) for tool in spec.tools}
             for persona, spec in policy.personas.items()
         }
+        self.reads_user_text = any(entry.from_user for table in self._table.values()
+                                   for entry in table.values())
+        """Whether any rule reads what the user said (``from_user``): surfaces
+        skip collecting the conversation's text when none does."""
 
     def _compile(self, persona: str, tool: str) -> _Entry:
         policy = self.policy

@@ -320,3 +320,18 @@ def test_callbacks_ground_values_in_what_the_chat_model_was_given() -> None:
     with pytest.raises(ApprovalRequiredError):
         handler.on_tool_start(send, "", run_id=uuid4(), metadata={"thread_id": "cb2"},
                               inputs={"recipient": IBAN, "amount": 4})
+
+
+def test_the_conversation_is_collected_only_when_a_rule_reads_it() -> None:
+    messages = [HumanMessage(f"Pay {IBAN}")]
+    reading = Guard(Policy.model_validate(POLICY))
+    assert reading.engine.reads_user_text
+    assert user_text(messages, reading) == f"Pay {IBAN}"
+    plain = Guard(Policy.model_validate({"version": 1, "default_persona": "a",
+                                         "personas": {"a": {"tools": ["t"]}}}))
+    assert not plain.engine.reads_user_text
+    assert user_text(messages, plain) is None
+    # a persona's own from_user rule counts too
+    persona_only = Guard(Policy.model_validate({
+        "version": 1, "personas": {"a": {"tools": {"t": {"from_user": {"x": "deny"}}}}}}))
+    assert persona_only.engine.reads_user_text
