@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.errors import GraphInterrupt
@@ -13,7 +13,7 @@ from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import BatchCheck, Guard, ReviewedCall
 from langchain_secure.state import SecurityState, merge_security_state
 
-__all__ = ["require_guard", "review_batch", "user_text"]
+__all__ = ["Turn", "decide_turn", "require_guard", "review_batch", "user_text"]
 
 
 def user_text(messages: Any, guard: Guard | None = None) -> str | None:
@@ -30,6 +30,41 @@ def user_text(messages: Any, guard: Guard | None = None) -> str | None:
         return None
     parts = [m.text for m in messages if isinstance(m, HumanMessage | SystemMessage)]
     return "\n".join(parts)
+
+
+class Turn(NamedTuple):
+    """One model turn's calls, decided, sealed and reviewed (see :func:`decide_turn`)."""
+
+    check: BatchCheck
+    receipts: tuple[Any, ...]
+    reviewed: list[ReviewedCall]
+    delta: SecurityState
+
+
+def decide_turn(guard: Guard, calls: Sequence[Mapping[str, Any]], *, persona: str | None,
+                state: Mapping[str, Any] | None, thread_id: str | None, messages: Any,
+                message: Any, config: Any, state_in_graph: bool,
+                prior: Sequence[Mapping[str, Any]] = (), raise_on_deny: bool = False) -> Turn:
+    """What every graph surface does with a model turn, in this order, before any call runs.
+
+    Decide the batch (with what the user said, for ``from_user``), seal every
+    intent in the audit log (an ``AuditError`` here means nothing runs), publish
+    the decisions, raise for the first denial when ``raise_on_deny``, then ask a
+    person about the calls the policy holds (:func:`review_batch`).
+    """
+    check = guard.check_batch(calls, persona=persona, state=state, thread_id=thread_id,
+                              prior=prior, user_text=user_text(messages, guard))
+    receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
+    guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
+                            config=config)
+    if raise_on_deny:
+        denied = next((d for d in check.decisions if d.denied), None)
+        if denied is not None:
+            raise guard.refusal_error(denied)
+    reviewed, delta = review_batch(guard, calls, check, receipts, persona=persona,
+                                   thread_id=thread_id, state_in_graph=state_in_graph,
+                                   config=config)
+    return Turn(check, receipts, reviewed, delta)
 
 
 def require_guard(guard: Any) -> Guard:

@@ -12,7 +12,7 @@ from langgraph.runtime import Runtime
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard
-from langchain_secure.integrations._base import require_guard, review_batch, user_text
+from langchain_secure.integrations._base import decide_turn, require_guard
 from langchain_secure.integrations.nodes import NO_THREAD_MESSAGE
 
 __all__ = ["REFUSED_NOTE", "ApprovalNode", "approval_required"]
@@ -117,14 +117,10 @@ class ApprovalNode(RunnableCallable):
         persona = guard.resolve_persona(config, runtime.context, fixed=self.persona)
         messages = state.get(self.messages_key) if isinstance(state, dict) else \
             getattr(state, self.messages_key, None)
-        check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id,
-                                  user_text=user_text(messages, guard))
-        receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
-        guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
-                                config=config)
-        reviewed, delta = review_batch(guard, calls, check, receipts, persona=persona,
-                                       thread_id=thread_id, state_in_graph=security is not None,
-                                       config=config)
+        _, _, reviewed, delta = decide_turn(
+            guard, calls, persona=persona, state=security, thread_id=thread_id,
+            messages=messages, message=message, config=config,
+            state_in_graph=security is not None)
         update: dict[str, Any] = {}
         if security is not None:
             update[self.security_key] = delta

@@ -47,7 +47,7 @@ from typing_extensions import NotRequired, TypedDict
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
-from langchain_secure.integrations._base import require_guard, review_batch, user_text
+from langchain_secure.integrations._base import decide_turn, require_guard, user_text
 from langchain_secure.state import SecurityState, merge_security_state
 
 if TYPE_CHECKING:
@@ -305,18 +305,10 @@ class SecurityMiddleware(AgentMiddleware[SecurityAgentState, Any, Any]):
         persona = guard.resolve_persona(config, runtime.context if runtime else None,
                                         fixed=self.persona)
         security = merge_security_state(_state_get(state, SECURITY_KEY), None)
-        check = guard.check_batch(calls, persona=persona, state=security, thread_id=thread_id,
-                                  user_text=user_text(messages, guard))
-        # sealed before anything runs; an AuditError here means nothing runs
-        receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
-        guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
-                                config=config)
-        if self.on_deny == "raise":
-            denied = next((d for d in check.decisions if d.denied), None)
-            if denied is not None:
-                raise guard.refusal_error(denied)
-        reviewed, delta = review_batch(guard, calls, check, receipts, persona=persona,
-                                       thread_id=thread_id, state_in_graph=True, config=config)
+        turn = decide_turn(guard, calls, persona=persona, state=security, thread_id=thread_id,
+                           messages=messages, message=message, config=config,
+                           state_in_graph=True, raise_on_deny=self.on_deny == "raise")
+        check, receipts, reviewed, delta = turn
         plan: dict[str, GuardedCall] = {}
         for model_call, first, result, receipt in zip(asked, check.decisions, reviewed, receipts,
                                                       strict=True):

@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
-from langchain_secure.integrations._base import require_guard, review_batch, user_text
+from langchain_secure.integrations._base import decide_turn, require_guard
 from langchain_secure.policy.engine import Action, Decision
 from langchain_secure.state import merge_security_state
 
@@ -170,21 +170,12 @@ class GuardedToolNode(ToolNode):
             raise ConfigurationError(NO_THREAD_MESSAGE.format(key=self.security_key))
         guard = self.guard
         persona = guard.resolve_persona(config, runtime.context, fixed=self.persona)
-        check = guard.check_batch(calls, persona=persona, state=security,
-                                  thread_id=thread_id, prior=prior,
-                                  user_text=user_text(self._messages(container), guard))
-        # sealed before anything runs; an AuditError here means nothing runs
-        receipts = guard.seal(calls, check.decisions, thread_id=thread_id,
-                              message=self._asking_message(container, calls[0]))
-        guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
-                                config=config)
-        if self.on_deny == "raise":
-            denied = next((d for d in check.decisions if d.denied), None)
-            if denied is not None:
-                raise guard.refusal_error(denied)
-        reviewed, delta = review_batch(guard, calls, check, receipts, persona=persona,
-                                       thread_id=thread_id, state_in_graph=security is not None,
-                                       config=config)
+        turn = decide_turn(guard, calls, persona=persona, state=security, thread_id=thread_id,
+                           prior=prior, messages=self._messages(container),
+                           message=self._asking_message(container, calls[0]), config=config,
+                           state_in_graph=security is not None,
+                           raise_on_deny=self.on_deny == "raise")
+        reviewed, receipts, delta = turn.reviewed, turn.receipts, turn.delta
         entries = [_Entry(r.decision, receipt, r.call, r.refusal)
                    for r, receipt in zip(reviewed, receipts, strict=True)]
         batch = _Batch({id(call): entry for call, entry in zip(calls, entries, strict=True)},
