@@ -141,11 +141,8 @@ def test_any_piece_of_what_the_user_said_is_grounded(text: str, data: Any) -> No
     start = data.draw(st.integers(0, len(text) - 1))
     end = data.draw(st.integers(start + 1, len(text)))
     piece = text[start:end]
-    said = normalize(f"prefix {text.upper()} suffix")
-    # casefolding the whole text can change lengths; compare like the engine does
     assert grounded(piece, normalize(f"prefix {text} suffix"))
     assert grounded([piece, None, True], normalize(text))
-    assert said is not None
 
 
 @given(st.text(alphabet="0123456789", min_size=12, max_size=24))
