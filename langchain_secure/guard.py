@@ -77,12 +77,15 @@ class BatchCheck:
         state: The thread's security state the batch was decided against.
         user_text: What the user said, as given to :meth:`Guard.check_batch`
             (``from_user`` rules); a review decides the batch again with it.
+        tool_outputs: What tools returned, as given to :meth:`Guard.check_batch`
+            (``from_user`` rules with ``or_from``); a review uses them too.
     """
 
     decisions: tuple[Decision, ...]
     delta: SecurityState
     state: SecurityState
     user_text: str | None = None
+    tool_outputs: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,8 @@ class Guard:
 
     def decide(self, call: Mapping[str, Any], *, persona: str | None = None,
                state: Mapping[str, Any] | None = None,
-               user_text: str | None = None) -> Decision:
+               user_text: str | None = None,
+               tool_outputs: Mapping[str, str] | None = None) -> Decision:
         """Decide one tool call. Pure: nothing is recorded.
 
         Args:
@@ -188,14 +192,18 @@ class Guard:
             state: The thread's security state; ``None`` means a new thread.
             user_text: What the user said, for ``from_user`` rules (``None``:
                 unknown, so no value counts as the user's).
+            tool_outputs: What tools returned in the conversation, by tool name,
+                for ``from_user`` rules with ``or_from`` (``None``: nothing).
         """
-        return self.engine.decide(call, persona, state, user_text=user_text)
+        return self.engine.decide(call, persona, state, user_text=user_text,
+                                  tool_outputs=tool_outputs)
 
     def check_batch(self, calls: Sequence[Mapping[str, Any]], *, persona: str | None,
                     state: Mapping[str, Any] | None = None,
                     thread_id: str | None = None,
                     prior: Sequence[Mapping[str, Any]] = (),
-                    user_text: str | None = None) -> BatchCheck:
+                    user_text: str | None = None,
+                    tool_outputs: Mapping[str, str] | None = None) -> BatchCheck:
         """Decide one model turn's calls and account for the ones that will run.
 
         With ``state`` (the graph's ``security`` channel) this is pure, and the
@@ -215,24 +223,30 @@ class Guard:
                 conversation: the text of its human and system messages, for
                 ``from_user`` rules; ``None``: unknown, so no argument value
                 counts as the user's.
+            tool_outputs: What tools returned in the conversation, by tool
+                name: the successful, unflagged outputs of the tools
+                ``engine.reads_tool_outputs`` names, for ``from_user`` rules
+                with ``or_from``; ``None``: nothing counts.
         """
         if state is not None:
             before = merge_security_state(state, None)
             decisions = self.engine.decide_batch(calls, persona, state, prior=prior,
-                                                 user_text=user_text)
+                                                 user_text=user_text,
+                                                 tool_outputs=tool_outputs)
             delta = _delta(decisions)
         else:
             with self._lock:
                 before = merge_security_state(self._threads.get(thread_id), None)
                 decisions = self.engine.decide_batch(calls, persona, before, prior=prior,
-                                                     user_text=user_text)
+                                                     user_text=user_text,
+                                                     tool_outputs=tool_outputs)
                 delta = _delta(decisions)
                 if delta["total_calls"]:
                     self._threads[thread_id] = merge_security_state(before, delta)
         for listener in self._listeners:
             for decision in decisions:
                 listener(decision)
-        return BatchCheck(tuple(decisions), delta, before, user_text)
+        return BatchCheck(tuple(decisions), delta, before, user_text, tool_outputs)
 
     def charge(self, thread_id: str | None, decisions: Sequence[Decision], *,
                remember: bool = True) -> SecurityState:
@@ -557,7 +571,8 @@ class Guard:
     def apply_review(self, calls: Sequence[Mapping[str, Any]],
                      decisions: Sequence[Decision], response: Any, *,
                      persona: str | None, state: Mapping[str, Any] | None,
-                     thread_id: str | None, user_text: str | None = None
+                     thread_id: str | None, user_text: str | None = None,
+                     tool_outputs: Mapping[str, str] | None = None
                      ) -> list[ReviewedCall]:
         """Turn a person's decisions into what runs, deciding every edit again.
 
@@ -577,6 +592,7 @@ class Guard:
             state: The state the batch was decided against.
             thread_id: The conversation (for the audit trail).
             user_text: What the user said, as given to :meth:`check_batch`.
+            tool_outputs: What tools returned, as given to :meth:`check_batch`.
 
         Returns:
             One :class:`ReviewedCall` per call, in order.
@@ -618,7 +634,8 @@ class Guard:
                 final_calls[index] = {**final_calls[index], "name": action["name"],
                                       "args": dict(action["args"])}
             review[index] = answer
-        again = self.engine.decide_batch(final_calls, persona, state, user_text=user_text)
+        again = self.engine.decide_batch(final_calls, persona, state, user_text=user_text,
+                                         tool_outputs=tool_outputs)
         out: list[ReviewedCall] = []
         for index, (call, first, now) in enumerate(zip(final_calls, decisions, again,
                                                        strict=True)):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+import hashlib
+from collections.abc import Container, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
@@ -13,7 +14,23 @@ from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import BatchCheck, Guard, ReviewedCall
 from langchain_secure.state import SecurityState, merge_security_state
 
-__all__ = ["Turn", "decide_turn", "require_guard", "review_batch", "user_text"]
+if TYPE_CHECKING:
+    from langchain_secure.doors import ScanOutcome
+
+__all__ = [
+    "METADATA_KEY",
+    "Turn",
+    "decide_turn",
+    "digest",
+    "require_guard",
+    "review_batch",
+    "screen_output",
+    "tool_outputs",
+    "user_text",
+]
+
+METADATA_KEY = "langchain_secure"
+"""Key of what the guard notes on a message (``response_metadata``), e.g. a flag."""
 
 
 def user_text(messages: Any, guard: Guard | None = None) -> str | None:
@@ -32,6 +49,60 @@ def user_text(messages: Any, guard: Guard | None = None) -> str | None:
     return "\n".join(parts)
 
 
+def digest(text: str) -> str:
+    """How a surface remembers a text it flagged without keeping the text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def tool_outputs(messages: Any, guard: Guard, *,
+                 flagged: Container[str] = ()) -> dict[str, str] | None:
+    """What tools returned in a conversation: the text ``from_user`` ``or_from`` reads.
+
+    The outputs of the tools the policy's ``or_from`` rules name, joined per
+    tool name; ``None`` when no rule reads any. An output counts only when the
+    tool succeeded and the tool-output door did not flag it: not a refusal or
+    an error (``status="error"``), not one marked flagged in
+    ``response_metadata`` (:func:`screen_output`), and not one whose
+    :func:`digest` is in ``flagged`` (what a callback handler saw flagged).
+    """
+    reads = guard.engine.reads_tool_outputs
+    if not reads or not isinstance(messages, list | tuple):
+        return None
+    names = {call["id"]: call["name"] for m in messages if isinstance(m, AIMessage)
+             for call in m.tool_calls if call.get("id")}
+    parts: dict[str, list[str]] = {}
+    for m in messages:
+        if not isinstance(m, ToolMessage) or m.status == "error":
+            continue
+        if (m.response_metadata.get(METADATA_KEY) or {}).get("flagged"):
+            continue
+        name = m.name or names.get(m.tool_call_id)
+        if name not in reads:
+            continue
+        text = m.text
+        if flagged and digest(text) in flagged:
+            continue
+        parts.setdefault(name, []).append(text)
+    return {name: "\n".join(texts) for name, texts in parts.items()}
+
+
+def screen_output(message: ToolMessage, outcome: ScanOutcome) -> ToolMessage:
+    """A tool's output as the tool-output door passes it on.
+
+    The door's text when it changed it (``status="error"`` when blocked), and,
+    when flagged, ``response_metadata["langchain_secure"]["flagged"]``: a
+    flagged output never grounds a ``from_user`` value (:func:`tool_outputs`).
+    """
+    update: dict[str, Any] = {}
+    if outcome.changed:
+        update["content"] = outcome.text
+        update["status"] = "error" if outcome.blocked else message.status
+    if outcome.flagged:
+        update["response_metadata"] = {**message.response_metadata, METADATA_KEY: {
+            "flagged": True, "risk": outcome.verdict.risk}}
+    return message.model_copy(update=update) if update else message
+
+
 class Turn(NamedTuple):
     """One model turn's calls, decided, sealed and reviewed (see :func:`decide_turn`)."""
 
@@ -47,13 +118,15 @@ def decide_turn(guard: Guard, calls: Sequence[Mapping[str, Any]], *, persona: st
                 prior: Sequence[Mapping[str, Any]] = (), raise_on_deny: bool = False) -> Turn:
     """What every graph surface does with a model turn, in this order, before any call runs.
 
-    Decide the batch (with what the user said, for ``from_user``), seal every
+    Decide the batch (with what the user said and what tools returned, for
+    ``from_user``), seal every
     intent in the audit log (an ``AuditError`` here means nothing runs), publish
     the decisions, raise for the first denial when ``raise_on_deny``, then ask a
     person about the calls the policy holds (:func:`review_batch`).
     """
     check = guard.check_batch(calls, persona=persona, state=state, thread_id=thread_id,
-                              prior=prior, user_text=user_text(messages, guard))
+                              prior=prior, user_text=user_text(messages, guard),
+                              tool_outputs=tool_outputs(messages, guard))
     receipts = guard.seal(calls, check.decisions, thread_id=thread_id, message=message)
     guard.publish_decisions(calls, check.decisions, receipts, thread_id=thread_id,
                             config=config)
@@ -99,7 +172,8 @@ def review_batch(guard: Guard, calls: Sequence[Mapping[str, Any]], check: BatchC
         try:
             reviewed = guard.apply_review(calls, check.decisions, response, persona=persona,
                                           state=check.state, thread_id=thread_id,
-                                          user_text=check.user_text)
+                                          user_text=check.user_text,
+                                          tool_outputs=check.tool_outputs)
             break
         except ValueError as error:
             # LangGraph keeps a rejected resume value and replays it to this node's

@@ -32,7 +32,7 @@ from langchain_core.messages import BaseMessage, HumanMessage
 
 from langchain_secure.approval import Approver, RaiseApprover
 from langchain_secure.guard import Guard
-from langchain_secure.integrations._base import require_guard, user_text
+from langchain_secure.integrations._base import digest, require_guard, tool_outputs, user_text
 
 __all__ = ["CALLBACK_EDIT_MESSAGE", "AsyncSecurityCallbackHandler", "SecurityCallbackHandler"]
 
@@ -54,13 +54,25 @@ class _Core:
         # what the user said in each thread, as the last chat model call saw it
         # (``from_user`` rules); a thread no model call was seen for has none
         self.said: dict[str | None, str] = {}
+        # and what tools returned there (``or_from``), minus what this handler flagged
+        self.outputs: dict[str | None, dict[str, str]] = {}
+        self.flagged: dict[str | None, set[str]] = {}
 
     def remember_conversation(self, messages: list[list[BaseMessage]],
                               metadata: dict[str, Any] | None) -> None:
         if not self.guard.engine.reads_user_text:
             return
+        thread_id = self.thread(metadata)
         texts = [user_text(conversation) or "" for conversation in messages]
-        self.said[self.thread(metadata)] = "\n".join(t for t in texts if t)
+        self.said[thread_id] = "\n".join(t for t in texts if t)
+        if self.guard.engine.reads_tool_outputs:
+            outputs: dict[str, str] = {}
+            for conversation in messages:
+                seen = tool_outputs(conversation, self.guard,
+                                    flagged=self.flagged.get(thread_id, ())) or {}
+                for name, text in seen.items():
+                    outputs[name] = f"{outputs[name]}\n{text}" if name in outputs else text
+            self.outputs[thread_id] = outputs
 
     def thread(self, metadata: dict[str, Any] | None) -> str | None:
         value = (metadata or {}).get("thread_id")
@@ -72,6 +84,10 @@ class _Core:
         outcomes = self.guard.scan_many(list(texts), door=door, sources=list(sources),
                                         thread_id=thread_id,
                                         keys=[f"{run_id}:{i}" for i in range(len(texts))])
+        if door == "tool_output":
+            self.flagged.setdefault(thread_id, set()).update(
+                digest(text) for text, outcome in zip(texts, outcomes, strict=True)
+                if outcome.flagged)
         labels = [label for outcome in outcomes for label in outcome.labels]
         if labels:
             self.guard.label(thread_id, labels)
@@ -95,7 +111,8 @@ class _Core:
         thread_id = self.thread(metadata)
         call = {"name": name, "args": args, "id": str(run_id)}
         check = guard.check_batch([call], persona=self.persona or guard.policy.default_persona,
-                                  thread_id=thread_id, user_text=self.said.get(thread_id))
+                                  thread_id=thread_id, user_text=self.said.get(thread_id),
+                                  tool_outputs=self.outputs.get(thread_id))
         [decision] = check.decisions
         [receipt] = guard.seal([call], check.decisions, thread_id=thread_id)
         if decision.denied:
@@ -105,7 +122,8 @@ class _Core:
         [request] = guard.approval_request([call], [decision], [receipt])["action_requests"]
         [reviewed] = guard.apply_review([call], [decision], {"decisions": [self.approver(request)]},
                                         persona=decision.persona, state=check.state,
-                                        thread_id=thread_id, user_text=check.user_text)
+                                        thread_id=thread_id, user_text=check.user_text,
+                                        tool_outputs=check.tool_outputs)
         if not reviewed.runs:
             raise guard.refusal_error(reviewed.decision)
         if reviewed.call.get("name") != name or reviewed.call.get("args") != args:

@@ -47,7 +47,13 @@ from typing_extensions import NotRequired, TypedDict
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
-from langchain_secure.integrations._base import decide_turn, require_guard, user_text
+from langchain_secure.integrations._base import (
+    decide_turn,
+    require_guard,
+    screen_output,
+    tool_outputs,
+    user_text,
+)
 from langchain_secure.state import SecurityState, merge_security_state
 
 if TYPE_CHECKING:
@@ -394,12 +400,13 @@ class SecurityMiddleware(AgentMiddleware[SecurityAgentState, Any, Any]):
         if target != decided:
             # never run a call nobody decided: decide the replacement now
             candidate = {**call, **target}
+            messages = _state_get(state, "messages")
             check = self.guard.check_batch([candidate], persona=entry["persona"],
                                            state=merge_security_state(
                                                _state_get(state, SECURITY_KEY), None),
                                            thread_id=thread_id,
-                                           user_text=user_text(_state_get(state, "messages"),
-                                                               self.guard))
+                                           user_text=user_text(messages, self.guard),
+                                           tool_outputs=tool_outputs(messages, self.guard))
             [decision] = check.decisions
             self.guard.publish_decisions([candidate], [decision], [None], thread_id=thread_id,
                                          config=config)
@@ -441,11 +448,7 @@ class SecurityMiddleware(AgentMiddleware[SecurityAgentState, Any, Any]):
                              key=call.get("id"),
                              untrusted_source="untrusted_source" in entry["labels"])
         guard.publish_scans([outcome], thread_id=thread_id, config=config)
-        screened = message
-        if outcome.changed:
-            screened = message.model_copy(update={
-                "content": outcome.text,
-                "status": "error" if outcome.blocked else message.status})
+        screened = screen_output(message, outcome)
         if not outcome.labels and screened is message:
             return result
         delta = guard.label(thread_id, list(outcome.labels), remember=False)

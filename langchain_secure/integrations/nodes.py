@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 
 from langchain_secure.errors import ConfigurationError
 from langchain_secure.guard import Guard, OnDeny
-from langchain_secure.integrations._base import decide_turn, require_guard
+from langchain_secure.integrations._base import decide_turn, require_guard, screen_output
 from langchain_secure.policy.engine import Action, Decision
 from langchain_secure.state import merge_security_state
 
@@ -268,10 +268,7 @@ class GuardedToolNode(ToolNode):
             batch.labels.extend(outcome.labels)
         if batch is not None:
             self.guard.publish_scans([outcome], thread_id=batch.thread_id, config=batch.config)
-        if not outcome.changed:
-            return output
-        status = "error" if outcome.blocked else output.status
-        return output.model_copy(update={"content": outcome.text, "status": status})
+        return screen_output(output, outcome)
 
     def _record(self, call: Any, receipt: Receipt | None, thread_id: str | None,
                 output: Any) -> None:

@@ -13,7 +13,8 @@ Checks run in a fixed order and the first that fails decides:
 4. budgets: the policy's, the persona's, the tool's;
 5. argument constraints, the tool's then the persona's; undeclared arguments
    when the tool says ``extra_args: deny``; ``from_user`` arguments whose rule
-   is ``deny`` and whose value is not in the user's messages;
+   is ``deny`` and whose value is neither in the user's messages nor in the
+   outputs of the tools the rule's ``or_from`` names;
 6. flow rules that deny, then flow rules that require approval;
 7. ``from_user`` arguments whose rule is ``require_approval``, then approval
    requirements, the tool's then the persona's;
@@ -34,7 +35,7 @@ from typing import Any
 
 from langchain_secure.policy.constraints import ArgConstraint
 from langchain_secure.policy.model import ApprovalSpec, Policy
-from langchain_secure.policy.provenance import normalize, ungrounded_values
+from langchain_secure.policy.provenance import grounded, normalize, ungrounded_values
 from langchain_secure.state import SecurityState, merge_security_state
 
 __all__ = ["Action", "Decision", "PolicyEngine"]
@@ -114,6 +115,7 @@ class _FromUser:
     name: str
     action: Action
     rule: str
+    sources: tuple[str, ...] = ()  # tools whose outputs also ground the value
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,11 @@ class PolicyEngine:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self._listed = {name for spec in policy.personas.values() for name in spec.tools}
+        self._labelled: dict[str, frozenset[str]] = {}  # label -> tools carrying it
+        for tool, tspec in policy.tools.items():
+            for label in tspec.labels:
+                self._labelled[label] = self._labelled.get(label, frozenset()) | {tool}
         self._table: dict[str, dict[str, _Entry]] = {
             persona: {tool: self._compile(persona, tool) for tool in spec.tools}
             for persona, spec in policy.personas.items()
@@ -169,6 +176,11 @@ class PolicyEngine:
                                    for entry in table.values())
         """Whether any rule reads what the user said (``from_user``): surfaces
         skip collecting the conversation's text when none does."""
+        self.reads_tool_outputs: frozenset[str] = frozenset(
+            tool for table in self._table.values() for entry in table.values()
+            for rule in entry.from_user for tool in rule.sources)
+        """The tools whose outputs some ``from_user`` rule reads (``or_from``):
+        surfaces collect only these outputs, and none when it is empty."""
 
     def _compile(self, persona: str, tool: str) -> _Entry:
         policy = self.policy
@@ -219,13 +231,19 @@ class PolicyEngine:
         # deny rules first, each group in policy order
         flows.sort(key=lambda f: f.action is not Action.DENY)
 
-        from_user: dict[str, _FromUser] = {}
+        # every rule holds on its own (a persona's rule only adds one), deny first
+        from_user: list[_FromUser] = []
         for scope, spec in ((f"tools.{tool}", tspec), (f"personas.{persona}.tools.{tool}",
                                                         ptool)):
             for arg, what in (spec.from_user.items() if spec else ()):
-                action = Action.DENY if what == "deny" else Action.REQUIRE_APPROVAL
-                if arg not in from_user or action is Action.DENY:
-                    from_user[arg] = _FromUser(arg, action, f"{scope}.from_user.{arg}")
+                sources = sorted({name for source in what.or_from
+                                  for name in (self._labelled.get(source, frozenset())
+                                               | ({source} if source in self._listed
+                                                  else set()))})
+                from_user.append(_FromUser(
+                    arg, Action.DENY if what.action == "deny" else Action.REQUIRE_APPROVAL,
+                    f"{scope}.from_user.{arg}", tuple(sources)))
+        from_user.sort(key=lambda rule: rule.action is not Action.DENY)
 
         approvals = []
         if tspec and tspec.approval.mode != "never":
@@ -244,7 +262,7 @@ class PolicyEngine:
             flows=tuple(flows),
             approvals=tuple(approvals),
             allow_rule=f"personas.{persona}.tools.{tool}",
-            from_user=tuple(from_user.values()),
+            from_user=tuple(from_user),
         )
 
     def resolve_persona(self, persona: str | None) -> str | None:
@@ -258,6 +276,7 @@ class PolicyEngine:
         state: Mapping[str, Any] | None = None,
         *,
         user_text: str | None = None,
+        tool_outputs: Mapping[str, str] | None = None,
     ) -> Decision:
         """Decide one tool call.
 
@@ -268,6 +287,9 @@ class PolicyEngine:
             user_text: What the user (and the system prompt) said in this
                 conversation, for ``from_user`` rules; ``None`` when unknown, and
                 then no value counts as the user's.
+            tool_outputs: What tools returned in this conversation, by tool
+                name, for ``from_user`` rules with ``or_from`` (only outputs that
+                succeeded and were not flagged); ``None`` or missing tools: none.
 
         Returns:
             The decision. Malformed calls, unknown personas and unknown tools are
@@ -337,10 +359,17 @@ class PolicyEngine:
         if entry.from_user:
             said = normalize(user_text)
             for source in entry.from_user:
-                if source.name not in args or not ungrounded_values(args[source.name], said):
+                if source.name not in args:
+                    continue
+                missing = ungrounded_values(args[source.name], said)
+                if missing and source.sources and tool_outputs:
+                    seen_text = normalize("\n".join(
+                        tool_outputs[tool] for tool in source.sources if tool in tool_outputs))
+                    missing = [atom for atom in missing if not grounded(atom, seen_text)]
+                if not missing:
                     continue
                 if source.action is Action.DENY:
-                    return out(Action.DENY, source.rule, _not_from_user(source.name, said))
+                    return out(Action.DENY, source.rule, _not_from_user(source, said))
                 held = held or source
 
         if entry.flows:
@@ -356,7 +385,7 @@ class PolicyEngine:
 
         if held is not None:
             return out(Action.REQUIRE_APPROVAL, held.rule,
-                       _not_from_user(held.name, normalize(user_text)))
+                       _not_from_user(held, normalize(user_text)))
         for approval in entry.approvals:
             if _approval_holds(approval.spec, args, state):
                 return out(Action.REQUIRE_APPROVAL, approval.rule,
@@ -373,6 +402,7 @@ class PolicyEngine:
         *,
         prior: Sequence[Mapping[str, Any]] = (),
         user_text: str | None = None,
+        tool_outputs: Mapping[str, str] | None = None,
     ) -> list[Decision]:
         """Decide the calls of one model turn, in order.
 
@@ -389,6 +419,7 @@ class PolicyEngine:
                 LangGraph ``Send`` per call); they shape the state these calls
                 are decided against, but get no decision here.
             user_text: What the user said in this conversation (see :meth:`decide`).
+            tool_outputs: What tools returned in it, by name (see :meth:`decide`).
 
         Returns:
             One decision per call, in the same order.
@@ -397,7 +428,8 @@ class PolicyEngine:
         running: Mapping[str, Any] = state or {}
         ids: set[str] = set()
         for index, call in enumerate([*prior, *calls]):
-            decision = self.decide(call, persona, running, user_text=user_text)
+            decision = self.decide(call, persona, running, user_text=user_text,
+                                   tool_outputs=tool_outputs)
             call_id = decision.tool_call_id
             if call_id is not None:
                 if call_id in ids:
@@ -421,12 +453,15 @@ def _malformed(tool: str, persona: str | None, call_id: str | None, reason: str)
                     persona if isinstance(persona, str) else "", (), call_id)
 
 
-def _not_from_user(name: str, said: str | None) -> str:
+def _not_from_user(rule: _FromUser, said: str | None) -> str:
+    name = rule.name
+    also = f" or the output of {', '.join(rule.sources)}" if rule.sources else ""
     if said is None:
-        return (f"argument {name!r} must come from the user's own messages, and this "
+        return (f"argument {name!r} must come from the user's own messages{also}, and this "
                 "surface cannot see them")
-    return (f"argument {name!r} does not come from the user's own messages (it may have "
-            "been taken from a tool output or a document)")
+    where = "another tool's output" if rule.sources else "a tool output"
+    return (f"argument {name!r} does not come from the user's own messages{also} (it may "
+            f"have been taken from {where} or a document)")
 
 
 def _approval_holds(

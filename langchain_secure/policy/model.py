@@ -162,6 +162,44 @@ FromUserAction = Literal["deny", "require_approval"]
 """What happens to a call whose ``from_user`` argument did not come from the user."""
 
 
+class FromUserRule(_Model):
+    """One ``from_user`` argument: where its value may come from, and what happens if not.
+
+    In YAML the short form ``url: require_approval`` is ``{action: require_approval}``.
+    ``or_from`` names tools (by name or by label) whose outputs in the same
+    conversation also count as a source: a URL a colleague posted in a channel
+    the assistant read, an account number from the user's own statement.
+
+    Example:
+        ```python
+        from langchain_secure.policy import FromUserRule
+
+        FromUserRule.model_validate("deny")
+        FromUserRule.model_validate(
+            {"action": "require_approval", "or_from": ["read_inbox", "workspace_messages"]}
+        )
+        ```
+    """
+
+    action: FromUserAction
+    """``deny`` or ``require_approval`` when the value comes from none of the sources."""
+    or_from: list[str] = Field(default_factory=list)
+    """Tools, by name or label, whose outputs also ground the value. An output that
+    failed (``status: error``) or that the tool-output door flagged never does."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, data: Any) -> Any:
+        return {"action": data} if isinstance(data, str) else data
+
+    @field_validator("or_from")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("or_from entries must not repeat")
+        return value
+
+
 class ToolAuditSpec(_Model):
     """How a tool's calls are written to the audit log.
 
@@ -203,10 +241,10 @@ class ToolSpec(_Model):
     extra_args: Literal["allow", "deny"] = "allow"
     """Whether arguments without a constraint may be passed."""
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
-    from_user: dict[str, FromUserAction] = Field(default_factory=dict)
-    """Arguments whose value must come from the user's own messages, and what
-    happens when it does not: ``deny`` or ``require_approval`` (see
-    :mod:`langchain_secure.policy.provenance`)."""
+    from_user: dict[str, FromUserRule] = Field(default_factory=dict)
+    """Arguments whose value must come from the user's own messages (or the outputs
+    of the tools under ``or_from``), and what happens when it does not: ``deny``
+    or ``require_approval`` (see :mod:`langchain_secure.policy.provenance`)."""
     max_calls_per_thread: int | None = Field(default=None, ge=0)
     audit: ToolAuditSpec = Field(default_factory=ToolAuditSpec)
 
@@ -229,9 +267,9 @@ class PersonaToolSpec(_Model):
 
     args: dict[str, ArgConstraint] = Field(default_factory=dict)
     approval: ApprovalSpec = Field(default_factory=ApprovalSpec)
-    from_user: dict[str, FromUserAction] = Field(default_factory=dict)
-    """As the tool's ``from_user``; for an argument named in both, the stricter
-    action (``deny``) holds."""
+    from_user: dict[str, FromUserRule] = Field(default_factory=dict)
+    """As the tool's ``from_user``; an argument named in both must pass both rules
+    (a persona can only tighten)."""
     max_calls_per_thread: int | None = Field(default=None, ge=0)
 
 
@@ -452,6 +490,22 @@ def _semantic_issues(policy: Policy) -> list[tuple[tuple[str | int, ...], str]]:
             if persona not in policy.personas:
                 issues.append((("flows", index, "personas", pos),
                                f"persona {persona!r} is not defined"))
+    label_names = {label for spec in policy.tools.values() for label in spec.labels}
+    sources = listed | label_names
+    rules: list[tuple[tuple[str | int, ...], dict[str, FromUserRule]]] = [
+        (("tools", name, "from_user"), spec.from_user) for name, spec in policy.tools.items()
+    ]
+    rules.extend((("personas", pname, "tools", tname, "from_user"), spec.from_user)
+                 for pname, pspec in policy.personas.items()
+                 for tname, spec in pspec.tools.items())
+    for path, table in rules:
+        for arg, rule in table.items():
+            for pos, source in enumerate(rule.or_from):
+                if source not in sources:
+                    # a misspelt source would silently ground nothing
+                    issues.append(((*path, arg, "or_from", pos),
+                                   f"{source!r} is neither a tool a persona lists nor a "
+                                   "label of a configured tool"))
     approvals: list[tuple[tuple[str | int, ...], ApprovalSpec]] = [
         (("tools", name, "approval"), spec.approval) for name, spec in policy.tools.items()
     ]
