@@ -3,7 +3,8 @@
 ```
 langchain-secure policy check FILE [FILE ...]
 langchain-secure policy explain FILE --persona P --tool T --args JSON [--labels L ...]
-                                     [--calls TOOL=N ...] [--json]
+                                     [--calls TOOL=N ...] [--said TEXT]
+                                     [--output TOOL=TEXT ...] [--json]
 langchain-secure audit keygen PATH
 langchain-secure audit verify STORE [--key PUBLIC_KEY ...] [--workers N]
 langchain-secure audit show STORE [--thread ID] [--limit N]
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
                          help="labels the thread has already seen")
     explain.add_argument("--calls", nargs="*", default=[], metavar="TOOL=N",
                          help="calls that already ran in the thread, per tool")
+    explain.add_argument("--said", metavar="TEXT",
+                         help="what the user said in the conversation (from_user rules); "
+                              "without it no value counts as the user's")
+    explain.add_argument("--output", action="append", default=[], metavar="TOOL=TEXT",
+                         help="what a tool returned in the conversation (from_user "
+                              "or_from); repeat for more")
     explain.add_argument("--json", action="store_true", help="print the decision as JSON")
 
     audit = commands.add_parser("audit", help="keys, verification and reading of audit logs")
@@ -169,6 +176,13 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"--calls: {item!r} is not TOOL=N", file=err)
             return EXIT_INVALID
         counts[tool] = counts.get(tool, 0) + int(number)
+    outputs: dict[str, str] = {}
+    for item in args.output:
+        tool, sep, text = item.partition("=")
+        if not tool or not sep:
+            print(f"--output: {item!r} is not TOOL=TEXT", file=err)
+            return EXIT_INVALID
+        outputs[tool] = f"{outputs[tool]}\n{text}" if tool in outputs else text
     try:
         engine = PolicyEngine(load_policy(args.file))
     except PolicyError as exc:
@@ -178,7 +192,8 @@ def _explain(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     state = {"labels": list(args.labels), "tool_calls": counts,
              "total_calls": sum(counts.values())}
     decision = engine.decide({"name": args.tool, "args": call_args, "id": "explain"},
-                             args.persona, state)
+                             args.persona, state, user_text=args.said,
+                             tool_outputs=outputs or None)
     if args.json:
         print(json.dumps({"action": decision.action.value, "rule": decision.rule,
                           "reason": decision.reason, "persona": decision.persona,

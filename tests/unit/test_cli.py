@@ -59,10 +59,27 @@ def test_explain_budget_from_calls(policy_file: Path) -> None:
                                     "rule:     tools.search.max_calls_per_thread"]
 
 
+def test_explain_reads_what_the_user_said_and_tools_returned() -> None:
+    slack = str(Path(__file__).parents[2] / "examples" / "policies" / "slack.yaml")
+    base = ("policy", "explain", slack, "--tool", "get_webpage",
+            "--args", '{"url": "www.informations.com"}')
+    lines = [run(*base, *extra)[1].splitlines()[:2] for extra in (
+        [],
+        ["--said", "Open www.informations.com"],
+        ["--said", "Summarize Bob's article",
+         "--output", "read_inbox=Bob: read www.informations.com", "--output", "get_channels=x"],
+        ["--said", "Summarize Bob's article", "--output", "get_webpage=www.informations.com"],
+    )]
+    held = ["decision: require_approval", "rule:     tools.get_webpage.from_user.url"]
+    allowed = ["decision: allow", "rule:     personas.workspace_assistant.tools.get_webpage"]
+    assert lines == [held, allowed, allowed, held]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--args", "{nope"], "--args: not valid JSON"),
     (["--args", "[1]"], "--args: must be a JSON object"),
     (["--calls", "search"], "--calls: 'search' is not TOOL=N"),
+    (["--output", "search"], "--output: 'search' is not TOOL=TEXT"),
 ])
 def test_explain_bad_arguments(policy_file: Path, argv: list[str], message: str) -> None:
     code, out, err = run("policy", "explain", str(policy_file), "--tool", "search", *argv)

@@ -8,6 +8,7 @@ that decides the batch again) and the agent middleware.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -195,13 +196,13 @@ def set_password(password: str) -> str:
     return "changed"
 
 
-def graph(script: list[Any]) -> Any:
+def graph(script: list[Any], tools: Sequence[Any] = (), policy: Any = None) -> Any:
     RAN.clear()
     model = ScriptedChatModel(script=script, exhausted="stop")
     builder = StateGraph(SecureMessagesState)
     builder.add_node("agent", lambda s: {"messages": [model.invoke(s["messages"])]})
-    builder.add_node(GuardedToolNode([read_bill, send_money, set_password],
-                                     guard=Guard(Policy.model_validate(POLICY))))
+    builder.add_node(GuardedToolNode(list(tools) or [read_bill, send_money, set_password],
+                                     guard=Guard(Policy.model_validate(policy or POLICY))))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")
@@ -479,19 +480,6 @@ def read_statement() -> str:
 STATEMENT_TEXT = [f"Standing order: rent to IBAN {STATEMENT_IBAN}"]
 
 
-def sources_graph(script: list[Any]) -> Any:
-    RAN.clear()
-    model = ScriptedChatModel(script=script, exhausted="stop")
-    builder = StateGraph(SecureMessagesState)
-    builder.add_node("agent", lambda s: {"messages": [model.invoke(s["messages"])]})
-    builder.add_node(GuardedToolNode([read_statement, read_bill, send_money],
-                                     guard=Guard(Policy.model_validate(SOURCES))))
-    builder.add_edge(START, "agent")
-    builder.add_conditional_edges("agent", tools_condition)
-    builder.add_edge("tools", "agent")
-    return builder.compile(checkpointer=InMemorySaver())
-
-
 @pytest.mark.parametrize(("statement", "held"), [
     (f"Standing order: rent to IBAN {STATEMENT_IBAN}", False),
     # the door flags the output: what it says grounds nothing
@@ -499,9 +487,9 @@ def sources_graph(script: list[Any]) -> Any:
 ])
 def test_node_grounds_values_in_unflagged_source_outputs(statement: str, held: bool) -> None:
     STATEMENT_TEXT[0] = statement
-    app = sources_graph([[tool_call("read_statement", id="r1")],
-                         [tool_call("send_money", recipient=STATEMENT_IBAN, amount=5,
-                                    id="s1")]])
+    app = graph([[tool_call("read_statement", id="r1")],
+                 [tool_call("send_money", recipient=STATEMENT_IBAN, amount=5, id="s1")]],
+                [read_statement, read_bill, send_money], SOURCES)
     result = app.invoke({"messages": [HumanMessage("Pay my rent, as on my statement.")]},
                         {"configurable": {"thread_id": f"src-{held}"}})
     output = next(m for m in result["messages"] if isinstance(m, ToolMessage))
