@@ -28,6 +28,7 @@ echo argument values.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -363,9 +364,10 @@ class PolicyEngine:
                     continue
                 missing = ungrounded_values(args[source.name], said)
                 if missing and source.sources and tool_outputs:
-                    seen_text = normalize("\n".join(
-                        tool_outputs[tool] for tool in source.sources if tool in tool_outputs))
-                    missing = [atom for atom in missing if not grounded(atom, seen_text)]
+                    returned = [_normalized_output(tool_outputs[tool])
+                                for tool in source.sources if tool in tool_outputs]
+                    missing = [atom for atom in missing
+                               if not any(grounded(atom, text) for text in returned)]
                 if not missing:
                     continue
                 if source.action is Action.DENY:
@@ -441,6 +443,15 @@ class PolicyEngine:
             if not decision.denied:
                 running = merge_security_state(running, _delta(decision))
         return decisions
+
+
+@functools.lru_cache(maxsize=32)
+def _normalized_output(text: str) -> str:
+    """A tool's outputs as :func:`grounded` compares them, computed once.
+
+    A conversation's outputs are decided against on every turn.
+    """
+    return normalize(text) or ""
 
 
 def _delta(decision: Decision) -> SecurityState:

@@ -400,6 +400,11 @@ def test_each_part_of_a_value_may_come_from_a_different_source() -> None:
                     tool_outputs={"read_ledger": STATEMENT_IBAN}).allowed
     assert e.decide(call, user_text=f"pay {IBAN}",
                     tool_outputs={"read_bill": STATEMENT_IBAN}).needs_approval
+    # but one value does not straddle two outputs
+    half = len(STATEMENT_IBAN) // 2
+    assert e.decide(pay(STATEMENT_IBAN), user_text="", tool_outputs={
+        "read_statement": f"x {STATEMENT_IBAN[:half]}",
+        "read_ledger": f"{STATEMENT_IBAN[half:]} y"}).needs_approval
 
 
 def test_a_persona_rule_holds_as_well_as_the_tools() -> None:
