@@ -1328,7 +1328,7 @@ class ArgConstraint(_Spec):
     Kinds are checked in a fixed order (``regex``, ``enum``, ``range``,
     ``max_length``, ``path``, ``url``, ``sql``, ``callable``, ``items``) and the
     first violation wins. At least one kind must be set. ``optional`` is metadata
-    for the engine (the argument may be absent); :meth:`check` ignores it.
+    for the engine (the argument may be absent or null); :meth:`check` ignores it.
 
     :meth:`check` never raises: a value it cannot judge is a violation.
 
@@ -1362,7 +1362,7 @@ class ArgConstraint(_Spec):
     items: ArgConstraint | None = None
     """Applied to every element of a list/tuple; any other value is a violation."""
     optional: StrictBool = False
-    """The argument may be absent (engine metadata; ignored by :meth:`check`)."""
+    """The argument may be absent or ``null`` (engine metadata; ignored by :meth:`check`)."""
 
     if TYPE_CHECKING:
         _plan: tuple[tuple[str, _Checker], ...]

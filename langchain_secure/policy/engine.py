@@ -346,6 +346,8 @@ class PolicyEngine:
                     continue
                 return out(Action.DENY, check.rule,
                            f"argument {check.name!r} is required by the policy but missing")
+            if args[check.name] is None and check.constraint.optional:
+                continue  # an explicit null is how many tools say "not given"
             violation = check.constraint.check(args[check.name])
             if violation is not None:
                 return out(Action.DENY, check.rule,
@@ -466,7 +468,8 @@ def _malformed(tool: str, persona: str | None, call_id: str | None, reason: str)
 
 def _not_from_user(rule: _FromUser, said: str | None) -> str:
     name = rule.name
-    also = f" or the output of {', '.join(rule.sources)}" if rule.sources else ""
+    # the sources are not named: a reason must not tell a model where to look
+    also = " or the tool outputs the policy trusts for it" if rule.sources else ""
     if said is None:
         return (f"argument {name!r} must come from the user's own messages{also}, and this "
                 "surface cannot see them")

@@ -293,3 +293,25 @@ def test_decide_is_deterministic(guard: Guard) -> None:
     state = {"labels": ["reads_sensitive"]}
     results = {guard.decide(c, persona="analyst", state=state) for _ in range(50)}
     assert len(results) == 1
+
+
+def test_an_optional_argument_may_be_null_and_a_required_one_may_not() -> None:
+    from langchain_secure.policy import Policy, PolicyEngine
+
+    engine = PolicyEngine(Policy.model_validate({
+        "default_persona": "p", "personas": {"p": {"tools": ["mail"]}},
+        "tools": {"mail": {"extra_args": "deny", "args": {
+            "to": {"regex": "[a-z]+@example\\.com"},
+            "cc": {"items": {"regex": "[a-z]+@example\\.com"}, "optional": True},
+            "kind": {"enum": [None, "plain"]}}}}}))
+
+    def decide(**args: object) -> tuple[str, str]:
+        d = engine.decide({"name": "mail", "args": {"kind": "plain", **args}, "id": "1"})
+        return d.action.value, d.reason
+
+    assert decide(to="a@example.com", cc=None) == ("allow", "'mail' is allowed for persona 'p'")
+    assert decide(to="a@example.com") == ("allow", "'mail' is allowed for persona 'p'")
+    assert decide(to="a@example.com", cc=["x@evil.test"]) == (
+        "deny", "argument 'cc' item 0 does not match the required pattern")
+    assert decide(to=None) == ("deny", "argument 'to' must be a string")
+    assert decide(to="a@example.com", kind=None)[0] == "allow"  # null as an allowed value

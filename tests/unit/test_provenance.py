@@ -384,9 +384,10 @@ def test_a_value_in_a_source_tools_output_is_grounded() -> None:
     assert (decision.action.value, decision.rule) == (
         "require_approval", "tools.send_money.from_user.recipient")
     assert decision.reason == (
-        "argument 'recipient' does not come from the user's own messages or the output of "
-        "read_ledger, read_statement (it may have been taken from another tool's output or "
-        "a document)")
+        "argument 'recipient' does not come from the user's own messages or the tool "
+        "outputs the policy trusts for it (it may have been taken from another tool's output "
+        "or a document)")
+    assert "read_" not in decision.reason  # reasons never name other tools
     # no outputs known: nothing but the user's words counts (fail closed)
     assert e.decide(pay(STATEMENT_IBAN), user_text="pay my rent").needs_approval
     assert e.decide(pay(STATEMENT_IBAN), user_text=None, tool_outputs=statement).allowed
