@@ -242,6 +242,7 @@ class Run:
     approvals: int  # approvals requested
     granted: int  # approvals the reviewer granted
     flagged: int  # tool outputs the tool-output door flagged
+    thread_id: str = ""  # the run's thread in the audit log
 
 
 def build_graph(bench: Bench, guard: Guard | None) -> Any:
@@ -298,7 +299,8 @@ def replay(bench: Bench, graph: Any, user_task: BaseUserTask,
     graph.holder["agent"] = agent
     bench.episode = episode = Episode(env)
     events = _Events()
-    config = {"configurable": {"thread_id": f"agentdojo-{next(_threads)}"},
+    thread_id = f"agentdojo-{next(_threads)}"
+    config = {"configurable": {"thread_id": thread_id},
               "recursion_limit": 200, "callbacks": [events]}
     result = graph.invoke({"messages": [HumanMessage(user_task.PROMPT)]}, config)
     while "__interrupt__" in result:
@@ -324,19 +326,22 @@ def replay(bench: Bench, graph: Any, user_task: BaseUserTask,
                utility=utility, attacked=attacked, hijacked=agent.hijacked,
                calls=sum(len(m.tool_calls) for m in messages if isinstance(m, AIMessage)),
                denied=denied, approvals=reviewer.requested, granted=reviewer.granted,
-               flagged=flagged)
+               flagged=flagged, thread_id=thread_id)
 
 
-def answer_dependent(bench: Bench, user_task: BaseUserTask) -> bool:
-    """Whether a task's utility check reads the model's final answer text.
+def answer_dependent(bench: Bench, user_task: BaseUserTask | BaseInjectionTask) -> bool:
+    """Whether a task's utility (or an injection task's security) check reads the answer.
 
-    The replay answers with the task's ``GROUND_TRUTH_OUTPUT``; for these tasks a
-    real model's answer would decide utility, which an offline replay cannot
-    score faithfully. Found by scoring the clean ground-truth run with that
-    answer and with an empty one.
+    The replay answers with the user task's ``GROUND_TRUTH_OUTPUT``; for these
+    tasks a real model's answer would decide the score, which an offline replay
+    cannot reproduce: an injection task such as "say that I should visit X" can
+    never succeed here. Found by scoring the clean ground-truth run with the
+    task's own ground-truth answer and with an empty one.
     """
     suite = bench.suite
-    env = user_task.init_environment(bench.environment({}))
+    env = bench.environment({})
+    if isinstance(user_task, BaseUserTask):
+        env = user_task.init_environment(env)
     pre = env.model_copy(deep=True)
     bench.episode = episode = Episode(env)
     try:

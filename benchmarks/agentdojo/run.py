@@ -71,15 +71,17 @@ class Row:
 
 def _table(title: str, rows: list[tuple[str, str, Row]]) -> list[str]:
     out = [f"### {title}", "",
-           "| suite | attack | runs | utility | ASR | hijacked | denied | approvals "
-           "requested (per run) | granted (per run) | runs with a flagged output |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| suite | attack | runs | utility | ASR | hijacked | denied by the policy | "
+           "approvals requested (per run) | granted (per run) | rejected by the reviewer | "
+           "runs with a flagged output |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for suite, attack, row in rows:
         out.append(
             f"| {suite} | {attack} | {row.n} | {_pct(row.utility, row.n)} | "
             f"{_pct(row.attacked, row.n)} ({row.attacked}) | {_pct(row.hijacked, row.n)} | "
             f"{row.denied} | {row.approvals} ({row.approvals / row.n:.2f}) | "
-            f"{row.granted} ({row.granted / row.n:.2f}) | {row.flagged} |")
+            f"{row.granted} ({row.granted / row.n:.2f}) | {row.approvals - row.granted} | "
+            f"{row.flagged} |")
     return [*out, ""]
 
 
@@ -113,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline: list[tuple[str, str, Row]] = []
     notes: list[str] = []
     per_task: dict[str, dict[str, list[Run]]] = {}
+    succeeded: list[Run] = []  # guarded runs in which the attack succeeded
     for suite_name in suites:
         suite = load_suite(suite_name)
         bench = Bench(suite)
@@ -134,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      attack))
             for run in runs_g:
                 tasks[run.user_task].append(run)
+            succeeded += [run for run in runs_g if run.attacked]
             guarded.append((suite_name, attack, Row(runs_g)))
             baseline.append((suite_name, attack, Row(runs_b)))
             row = Row(runs_g)
@@ -149,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"`{_shown(policies[suite_name])}`. Utility depends on "
                      f"the model's answer text for {len(dependent)} task(s)"
                      + (f": {', '.join(dependent)}" if dependent else "") + ".")
+        spoken = [i.ID for i in suite.injection_tasks.values() if answer_dependent(bench, i)]
+        if spoken:
+            notes.append(f"  Security depends on the model's answer text for {len(spoken)} "
+                         f"injection task(s): {', '.join(spoken)}. The replay's answer never "
+                         "repeats an injection, so those pairs cannot succeed here.")
         if report is not None:
             notes.append(f"  Audit log: {report.records} records, verifies: {report.ok}.")
         guard.close()
@@ -167,6 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += ["### User tasks that lost utility under attack (guarded)", "",
                   "| suite | user task | runs without utility |", "|---|---|---:|"]
         lines += [f"| {s} | {t} | {bad} of {n} |" for s, t, bad, n in failing]
+        lines.append("")
+    if succeeded:
+        lines += ["### Attacks that succeeded (guarded)", "",
+                  "| suite | attack | injection task | user task | audit thread |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r.suite} | {r.attack} | {r.injection_task} | {r.user_task} | "
+                  f"`{r.thread_id}` |" for r in succeeded]
         lines.append("")
     text = "\n".join(lines)
     print(text)
