@@ -357,6 +357,15 @@ def answer_dependent(bench: Bench, user_task: BaseUserTask | BaseInjectionTask) 
     return len(scores) > 1
 
 
+def without_calls(bench: Bench, injection_task: BaseInjectionTask) -> bool:
+    """Whether AgentDojo gives an injection task no ground-truth calls.
+
+    Eight of workspace's fourteen (v1.2) have none, and travel's "say that ..."
+    needs none: the scripted agent has nothing to attempt for them.
+    """
+    return not injection_task.ground_truth(bench.environment({}))
+
+
 def load_suite(name: str) -> TaskSuite:
     return get_suite(BENCHMARK_VERSION, name)
 

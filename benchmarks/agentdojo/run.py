@@ -36,6 +36,7 @@ from replay import (
     load_suite,
     pairs,
     replay,
+    without_calls,
 )
 
 from langchain_secure import Guard
@@ -49,6 +50,10 @@ def _shown(path: Path) -> str:
     """A policy path as the report shows it: relative to the repository when inside it."""
     path = path.resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _task_number(task_id: str) -> int:
+    return int(task_id.rsplit("_", 1)[1])
 
 
 def _pct(part: float, whole: float) -> str:
@@ -128,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         guarded.append((suite_name, "none (no injection)", Row(clean_g)))
         baseline.append((suite_name, "none (no injection)", Row(clean_b)))
         tasks: dict[str, list[Run]] = defaultdict(list)
+        attacked_g: list[Run] = []
+        attacked_b: list[Run] = []
         for attack in attacks:
             runs_g, runs_b = [], []
             for user_task, injection_task, injections in pairs(suite, attack):
@@ -138,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for run in runs_g:
                 tasks[run.user_task].append(run)
             succeeded += [run for run in runs_g if run.attacked]
+            attacked_g += runs_g
+            attacked_b += runs_b
             guarded.append((suite_name, attack, Row(runs_g)))
             baseline.append((suite_name, attack, Row(runs_b)))
             row = Row(runs_g)
@@ -158,6 +167,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes.append(f"  Security depends on the model's answer text for {len(spoken)} "
                          f"injection task(s): {', '.join(spoken)}. The replay's answer never "
                          "repeats an injection, so those pairs cannot succeed here.")
+        idle = {i.ID for i in suite.injection_tasks.values()
+                if i.ID not in spoken and without_calls(bench, i)}
+        if idle:
+            g = [r for r in attacked_g if r.injection_task not in idle and
+                 r.injection_task not in spoken]
+            b = [r for r in attacked_b if r.injection_task not in idle and
+                 r.injection_task not in spoken]
+            notes.append(
+                f"  AgentDojo gives no ground-truth calls for {len(idle)} injection task(s): "
+                f"{', '.join(sorted(idle, key=_task_number))}; the scripted agent has nothing "
+                "to attempt, so those pairs cannot succeed here. Over the other pairs, all "
+                f"attacks: ASR {_pct(sum(r.attacked for r in g), len(g))} guarded, "
+                f"{_pct(sum(r.attacked for r in b), len(b))} baseline ({len(g)} runs each).")
         if report is not None:
             notes.append(f"  Audit log: {report.records} records, verifies: {report.ok}.")
         guard.close()

@@ -28,6 +28,7 @@ from replay import (  # noqa: E402
     load_suite,
     pairs,
     replay,
+    without_calls,
 )
 
 from langchain_secure import Guard  # noqa: E402
@@ -108,6 +109,12 @@ def test_answer_dependent_tasks_are_found() -> None:
         other = Bench(load_suite(name))
         assert [i.ID for i in other.suite.injection_tasks.values()
                 if answer_dependent(other, i)] == spoken
+    # and the injection tasks AgentDojo gives no calls for: nothing to attempt
+    for name, idle in [("slack", []), ("travel", ["injection_task_6"]),
+                       ("workspace", [f"injection_task_{n}" for n in range(6, 14)])]:
+        other = Bench(load_suite(name))
+        assert [i.ID for i in other.suite.injection_tasks.values()
+                if without_calls(other, i)] == idle
 
 
 def test_report_lists_the_attacks_that_got_through(tmp_path: Path,
