@@ -88,15 +88,20 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
+_MARKER = re.compile(r"^<<(untrusted|end of untrusted) [^\n]*>>$", re.MULTILINE)
+
+
 def readable(text: str) -> str:
     """A tool output as the model reads it: the YAML rendering unfolded.
 
     AgentDojo renders structured outputs as YAML, which re-wraps long strings and
-    escapes newlines; the strings it encodes are what the model understands.
+    escapes newlines; the strings it encodes are what the model understands. The
+    marker lines a spotlighting door puts around a flagged output are not part
+    of the YAML: the model reads through them, and so does the scripted agent.
     """
     parts = [text]
     try:
-        parsed = yaml.safe_load(text)
+        parsed = yaml.safe_load(_MARKER.sub("", text))
     except yaml.YAMLError:
         parsed = None
     parts.extend(_strings(parsed))
