@@ -179,7 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{', '.join(sorted(idle, key=_task_number))}; the scripted agent has nothing "
                 "to attempt, so those pairs cannot succeed here. Over the other pairs, all "
                 f"attacks: ASR {_pct(sum(r.attacked for r in g), len(g))} guarded, "
-                f"{_pct(sum(r.attacked for r in b), len(b))} baseline ({len(g)} runs each).")
+                f"{_pct(sum(r.attacked for r in b), len(b))} baseline ({len(g)} runs each); "
+                f"approvals requested per run (guarded) "
+                f"{sum(r.approvals for r in g) / max(len(g), 1):.2f}.")
         if report is not None:
             notes.append(f"  Audit log: {report.records} records, verifies: {report.ok}.")
         guard.close()

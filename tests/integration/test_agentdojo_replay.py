@@ -91,6 +91,16 @@ def test_clean_runs_keep_utility_and_ask_only_for_values_the_user_did_not_give()
                      "user_task_15": 1}
 
 
+@pytest.mark.parametrize("suite_name", ["travel", "workspace"])
+def test_held_out_policies_load_and_name_only_the_suites_tools(suite_name: str) -> None:
+    from langchain_secure.policy import load_policy
+
+    policy = load_policy(ROOT / "benchmarks" / "agentdojo" / "heldout" / f"{suite_name}.yaml")
+    tools = {t.name for t in load_suite(suite_name).tools}
+    listed = {t for persona in policy.personas.values() for t in persona.tools}
+    assert listed <= tools and listed
+
+
 def test_cached_environment_is_agentdojos() -> None:
     suite = load_suite("slack")
     bench = Bench(suite)
