@@ -26,6 +26,10 @@ outputs:
     base64, hex, URL-encoded and ROT13 text that, once decoded, says one of the
     override or template-token signatures above.
 
+Text with backslash escapes (a Python repr, JSON, a YAML double-quoted string) is
+also read unescaped, so an override whose newline a repr wrote as backslash-n
+still matches; findings point back into the escaped text.
+
 Each signature has a weight; the risk is ``1 - prod(1 - weight)`` over the
 distinct signatures that matched, so one strong signature or several weak ones
 reach the usual 0.5 threshold, and one weak one ("you are now", a line starting
@@ -693,7 +697,7 @@ class SignatureDetector(BaseDetector):
     def fingerprint(self) -> str:
         """The configuration as a string; part of every cache key."""
         weights = ",".join(f"{k}={v}" for k, v in sorted(self._weights.items()))
-        return f"signatures:v1:{','.join(sorted(self._kinds))}:{weights}"
+        return f"signatures:v2:{','.join(sorted(self._kinds))}:{weights}"
 
     def _weight(self, rule: str, default: float) -> float:
         return self._weights.get(rule, default)
@@ -708,6 +712,8 @@ class SignatureDetector(BaseDetector):
                 Finding(self.name, sig.kind, span, weight, sig.description, sig.id)
                 for span in _matches(sig, text, lowered, memo)
             )
+        if "\\" in text:
+            findings.extend(self._escaped(text, {f.rule for f in findings}))
         if "hidden_text" in self._kinds:
             findings.extend(self._hidden(text))
         if "exfiltration" in self._kinds:
@@ -730,6 +736,31 @@ class SignatureDetector(BaseDetector):
             sanitized_text=apply_replacements(text, findings),
             scores=((self.name, risk),),
         )
+
+    def _escaped(self, text: str, found: set[str]) -> list[Finding]:
+        r"""Signatures in the text a serializer escaped (a repr, JSON, a YAML string).
+
+        ``'Ignore all previous\ninstructions'`` in a tool output that is a
+        Python repr, or ``\u0049gnore`` in JSON, reads as an instruction to the
+        model but not to a regex. Matches in the unescaped view point back at
+        the escaped text.
+        """
+        plain, where = _unescape(text)
+        if plain == text:
+            return []
+        lowered = plain.lower()
+        memo: dict[str, list[int]] = {}
+        findings: list[Finding] = []
+        for sig in self._text_signatures:
+            if sig.id in found:
+                continue
+            weight = self._weight(sig.id, sig.weight)
+            findings.extend(
+                Finding(self.name, sig.kind, (where[start], where[end]), weight,
+                        sig.description, sig.id)
+                for start, end in _matches(sig, plain, lowered, memo)
+            )
+        return findings
 
     def _hidden(self, text: str) -> list[Finding]:
         if text.isascii():
@@ -846,6 +877,47 @@ class SignatureDetector(BaseDetector):
                     for span in _matches(sig, rot, rot_lowered, memo)
                 )
         return findings
+
+
+_ESCAPE = re.compile(
+    r"\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|\n[ \t]*|[nrtfv'\"\\/ ])")
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "f": "\f", "v": "\v", "'": "'", '"': '"',
+                   "\\": "\\", "/": "/", " ": " "}
+
+
+def _unescape(text: str) -> tuple[str, list[int]]:
+    r"""``text`` with backslash escapes decoded, and where each character came from.
+
+    Decodes what Python reprs, JSON and YAML double-quoted strings write:
+    ``\n``, ``\t``, ``\'``, ``\xHH``, ``\uHHHH``, ``\UHHHHHHHH``, and YAML's
+    line continuation (a backslash at the end of a line). ``where[i]`` is the
+    offset in ``text`` of the escape or character that produced ``plain[i]``;
+    ``where[len(plain)]`` is ``len(text)``.
+    """
+    out: list[str] = []
+    where: list[int] = []
+    cursor = 0
+    for match in _ESCAPE.finditer(text):
+        for offset in range(cursor, match.start()):
+            out.append(text[offset])
+            where.append(offset)
+        body = match.group()[1:]
+        if body[0] in "xuU":
+            code = int(body[1:], 16)
+            char = chr(code) if code <= 0x10FFFF else "\ufffd"
+        elif body[0] == "\n":
+            char = ""  # a YAML continuation joins the lines
+        else:
+            char = _SIMPLE_ESCAPES[body[0]]
+        if char:
+            out.append(char)
+            where.append(match.start())
+        cursor = match.end()
+    for offset in range(cursor, len(text)):
+        out.append(text[offset])
+        where.append(offset)
+    where.append(len(text))
+    return "".join(out), where
 
 
 def _printable_ratio(text: str) -> float:
