@@ -170,10 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         idle = {i.ID for i in suite.injection_tasks.values()
                 if i.ID not in spoken and without_calls(bench, i)}
         if idle:
-            g = [r for r in attacked_g if r.injection_task not in idle and
-                 r.injection_task not in spoken]
-            b = [r for r in attacked_b if r.injection_task not in idle and
-                 r.injection_task not in spoken]
+            skip = idle | set(spoken)
+            g, b = ([r for r in runs if r.injection_task not in skip]
+                    for runs in (attacked_g, attacked_b))
             notes.append(
                 f"  AgentDojo gives no ground-truth calls for {len(idle)} injection task(s): "
                 f"{', '.join(sorted(idle, key=_task_number))}; the scripted agent has nothing "
