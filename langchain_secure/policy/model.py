@@ -168,7 +168,7 @@ class FromUserRule(_Model):
     In YAML the short form ``url: require_approval`` is ``{action: require_approval}``.
     ``or_from`` names tools (by name or by label) whose outputs in the same
     conversation also count as a source: a URL a colleague posted in a channel
-    the assistant read, an account number from the user's own statement.
+    the assistant read, the user's own address from their profile.
 
     Example:
         ```python
