@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 from langchain_core.documents import Document
@@ -13,7 +12,7 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.runtime import Runtime
 
 from langchain_secure.guard import Guard
-from langchain_secure.integrations._base import require_guard
+from langchain_secure.integrations._base import METADATA_KEY, digest, require_guard
 
 __all__ = ["DocumentScanNode", "InputScanNode"]
 
@@ -131,7 +130,7 @@ class DocumentScanNode(_ScanNode):
         sources = [d.metadata.get("source") if isinstance(d, Document) else None
                    for d in documents]
         thread_id = (config.get("configurable") or {}).get("thread_id")
-        keys = [f"doc:{hashlib.sha256(t.encode('utf-8')).hexdigest()[:16]}" for t in texts]
+        keys = [f"doc:{digest(t)[:16]}" for t in texts]
         outcomes = self.guard.scan_many(texts, door="documents", sources=sources,
                                         thread_id=thread_id, keys=keys)
         self.guard.publish_scans(outcomes, thread_id=thread_id, config=config)
@@ -146,7 +145,7 @@ class DocumentScanNode(_ScanNode):
                 continue
             metadata = dict(document.metadata)
             if outcome.flagged:
-                metadata["langchain_secure"] = {
+                metadata[METADATA_KEY] = {
                     "flagged": True, "risk": outcome.verdict.risk, "action": outcome.action,
                     "audit_seq": outcome.receipt.seq if outcome.receipt else None}
             kept.append(document.model_copy(update={"page_content": outcome.text,
